@@ -1,0 +1,146 @@
+"""Building blocks shared by the generator and discriminator (NHWC).
+
+Every conv in the authors' G and D pads by reflection and then convolves with
+no padding (ARCH.md "PadConv"); InstanceNorm uses eps 1e-5 and no running
+statistics, so train and eval outputs are identical.
+"""
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+
+# The authors' init_weights: N(0, 0.02) conv weights, zero biases (G only).
+G_KERNEL_INIT = nn.initializers.normal(stddev=0.02)
+# PyTorch's default Conv2d init (kaiming_uniform a=sqrt(5)): U(+-1/sqrt(fan_in)).
+TORCH_KERNEL_INIT = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
+
+
+def torch_bias_init(fan_in: int):
+  """PyTorch's default conv bias init, U(+-1/sqrt(fan_in))."""
+  bound = 1.0 / float(fan_in) ** 0.5
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
+  """Pads H and W by reflection (numpy 'reflect' == torch ReflectionPad2d)."""
+  if pad == 0:
+    return x
+  return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
+
+
+def upsample_nearest2x(x: jax.Array) -> jax.Array:
+  """Nearest-neighbour x2 upsampling (torch F.interpolate(scale_factor=2))."""
+  n, h, w, c = x.shape
+  x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
+  return x.reshape(n, 2 * h, 2 * w, c)
+
+
+def instance_norm(features_dtype: Dtype, affine: bool, name: Optional[str] = None):
+  """InstanceNorm as torch.nn.InstanceNorm2d(eps=1e-5), biased variance."""
+  return nn.InstanceNorm(
+      epsilon=1e-5,
+      use_scale=affine,
+      use_bias=affine,
+      use_fast_variance=False,
+      dtype=features_dtype,
+      name=name,
+  )
+
+
+class PadConv(nn.Module):
+  """The authors' ConvLayer: [nearest x2] -> reflect pad k//2 -> conv -> [IN] -> [LeakyReLU 0.2].
+
+  The conv carries a bias only when no norm follows it, as in the code.
+  """
+
+  features: int
+  kernel_size: int = 3
+  stride: int = 1
+  upsample: bool = False
+  norm: bool = False
+  activation: bool = False
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if self.upsample:
+      x = upsample_nearest2x(x)
+    x = reflect_pad(x, self.kernel_size // 2)
+    x = nn.Conv(
+        self.features,
+        (self.kernel_size, self.kernel_size),
+        strides=self.stride,
+        padding='VALID',
+        use_bias=not self.norm,
+        kernel_init=G_KERNEL_INIT,
+        dtype=self.dtype,
+        name='conv2d',
+    )(x)
+    if self.norm:
+      x = instance_norm(self.dtype, affine=True, name='norm')(x)
+    if self.activation:
+      x = nn.leaky_relu(x, 0.2)
+    return x
+
+
+def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+  """torch.nn.functional.normalize: x / max(||x||, eps)."""
+  return x / jnp.maximum(jnp.linalg.norm(x), eps)
+
+
+def _oihw_matrix(kernel_hwio: jax.Array) -> jax.Array:
+  """HWIO kernel -> (O, I*kh*kw) matrix in PyTorch's OIHW flattening order."""
+  return jnp.transpose(kernel_hwio, (3, 2, 0, 1)).reshape(kernel_hwio.shape[-1], -1)
+
+
+class SpectralNormConv(nn.Module):
+  """Conv whose kernel is divided by its spectral norm, as torch.nn.utils.spectral_norm.
+
+  PyTorch's classic form (dim 0, one power iteration, eps 1e-12): in training
+  mode each call updates v <- normalize(W^T u), u <- normalize(W v) without
+  gradient; sigma = u . (W v) carries gradient to W. In eval mode there is no
+  iteration. u and v live in the 'spectral' collection; v is flattened in
+  PyTorch's (I, kh, kw) order so authors' buffers load unchanged.
+  flax.linen.SpectralNorm keeps only u and iterates in eval, hence this module.
+  """
+
+  features: int
+  kernel_size: int = 3
+  stride: int = 2
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    cin = x.shape[-1]
+    k = self.kernel_size
+    fan_in = cin * k * k
+    kernel = self.param('kernel', TORCH_KERNEL_INIT, (k, k, cin, self.features), jnp.float32)
+    bias = self.param('bias', torch_bias_init(fan_in), (self.features,), jnp.float32)
+    u = self.variable(
+        'spectral', 'u',
+        lambda: _l2_normalize(jax.random.normal(self.make_rng('params'), (self.features,))))
+    v = self.variable(
+        'spectral', 'v',
+        lambda: _l2_normalize(jax.random.normal(self.make_rng('params'), (fan_in,))))
+
+    w_mat = _oihw_matrix(kernel)
+    if train and not self.is_initializing():
+      w_fixed = jax.lax.stop_gradient(w_mat)
+      v_new = _l2_normalize(w_fixed.T @ u.value)
+      u_new = _l2_normalize(w_fixed @ v_new)
+      u.value, v.value = u_new, v_new
+    u_vec = jax.lax.stop_gradient(u.value)
+    v_vec = jax.lax.stop_gradient(v.value)
+    sigma = jnp.dot(u_vec, w_mat @ v_vec)
+    y = jax.lax.conv_general_dilated(
+        x.astype(self.dtype), (kernel / sigma).astype(self.dtype),
+        window_strides=(self.stride, self.stride), padding='VALID',
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    return y + bias.astype(self.dtype)

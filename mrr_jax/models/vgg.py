@@ -1,0 +1,76 @@
+"""VGG19 `features` for the perceptual loss (torchvision layout, NHWC).
+
+ARCH.md "Perceptual": the taps the authors' code effectively compares are
+relu1_2, relu2_2, relu3_4, relu4_4 (post-ReLU; torchvision's in-place ReLUs
+overwrite the pre-ReLU slices it stores) and conv5_4 pre-ReLU.
+`post_relu_taps=False` gives the literal pre-ReLU reading (a negative control).
+"""
+from typing import Any, List, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+
+# (name, width) per conv; 'M' marks a 2x2 max-pool. torchvision index in comments.
+VGG19_LAYERS = (
+    ('conv1_1', 64), ('conv1_2', 64), 'M',                                     # 0, 2
+    ('conv2_1', 128), ('conv2_2', 128), 'M',                                   # 5, 7
+    ('conv3_1', 256), ('conv3_2', 256), ('conv3_3', 256), ('conv3_4', 256), 'M',  # 10..16
+    ('conv4_1', 512), ('conv4_2', 512), ('conv4_3', 512), ('conv4_4', 512), 'M',  # 19..25
+    ('conv5_1', 512), ('conv5_2', 512), ('conv5_3', 512), ('conv5_4', 512),       # 28..34
+)
+TAP_LAYERS = ('conv1_2', 'conv2_2', 'conv3_4', 'conv4_4', 'conv5_4')
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+VGG_INPUT_SIZE = 224
+
+
+def torchvision_feature_indices() -> List[Tuple[str, int]]:
+  """(flax conv name, torchvision `features` index) for the 16 convs."""
+  out, idx = [], 0
+  for layer in VGG19_LAYERS:
+    if layer == 'M':
+      idx += 1
+    else:
+      out.append((layer[0], idx))
+      idx += 2  # conv, relu
+  return out
+
+
+def preprocess(x: jax.Array) -> jax.Array:
+  """[-1,1] NHWC -> ImageNet-normalised, bilinearly resized to 224 when smaller."""
+  x = (x + 1.0) / 2.0
+  x = (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+  n, h, w, c = x.shape
+  if w < VGG_INPUT_SIZE:
+    # torch interpolate(bilinear, align_corners=False) == half-pixel centres, no antialias.
+    x = jax.image.resize(x, (n, VGG_INPUT_SIZE, VGG_INPUT_SIZE, c), 'bilinear', antialias=False)
+  return x
+
+
+class VGG19Features(nn.Module):
+  """Returns the five perceptual taps for an already preprocessed batch."""
+
+  post_relu_taps: bool = True
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> List[jax.Array]:
+    taps = []
+    x = x.astype(self.dtype)
+    for layer in VGG19_LAYERS:
+      if layer == 'M':
+        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        continue
+      name, width = layer
+      x = nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype, name=name)(x)
+      pre = x
+      x = nn.relu(x)
+      if name in TAP_LAYERS:
+        # conv5_4 is the last slice: nothing overwrites it, so it stays pre-ReLU.
+        taps.append(x if (self.post_relu_taps and name != 'conv5_4') else pre)
+      if name == TAP_LAYERS[-1]:
+        break
+    return [t.astype(jnp.float32) for t in taps]

@@ -1,0 +1,65 @@
+"""Data parallelism plumbing in one place: device reshaping, prefetch, replication.
+
+Batches are dicts of host numpy arrays with a leading per-process batch axis;
+`shard` splits that axis over the local devices as [devices, per_device, ...],
+the layout jax.pmap expects.
+"""
+import collections
+import itertools
+from typing import Any, Dict, Iterable, Iterator
+
+import jax
+import numpy as np
+
+
+def check_batch_size(global_batch_size: int) -> int:
+  """Per-device batch size; a clear error when the batch does not divide evenly."""
+  devices = jax.device_count()
+  if global_batch_size <= 0 or global_batch_size % devices:
+    raise ValueError(
+        f'batch_size={global_batch_size} is not divisible by the {devices} devices '
+        f'({jax.process_count()} process(es) x {jax.local_device_count()} local); '
+        f'use a multiple of {devices}.')
+  return global_batch_size // devices
+
+
+def shard(batch: Dict[str, Any]) -> Dict[str, Any]:
+  """[B, ...] -> [local_devices, B / local_devices, ...] for every array."""
+  n = jax.local_device_count()
+
+  def split(x):
+    x = np.asarray(x)
+    if x.shape[0] % n:
+      raise ValueError(f'per-process batch {x.shape[0]} does not split over {n} local devices')
+    return x.reshape((n, x.shape[0] // n) + x.shape[1:])
+
+  return jax.tree_util.tree_map(split, batch)
+
+
+def prefetch_to_device(batches: Iterable[Dict[str, Any]], size: int = 2) -> Iterator[Any]:
+  """Shards host batches and keeps `size` of them in flight on the devices."""
+  devices = jax.local_devices()
+  queue = collections.deque()
+
+  def put(batch):
+    sharded = shard(batch)
+    queue.append(jax.tree_util.tree_map(
+        lambda x: jax.device_put_sharded(list(x), devices), sharded))
+
+  it = iter(batches)
+  for batch in itertools.islice(it, size):
+    put(batch)
+  while queue:
+    yield queue.popleft()
+    for batch in itertools.islice(it, 1):
+      put(batch)
+
+
+def replicate(tree: Any) -> Any:
+  """Copies a pytree onto every local device (leading device axis)."""
+  return jax.device_put_replicated(tree, jax.local_devices())
+
+
+def unreplicate(tree: Any) -> Any:
+  """Takes device 0's copy of a replicated pytree, as host numpy."""
+  return jax.tree_util.tree_map(lambda x: np.asarray(x[0]), tree)
