@@ -51,23 +51,25 @@ def rahinge_g_loss(real: jax.Array, fake: jax.Array, halved: bool = True,
   return _rahinge(real, fake, -1.0, halved, axis_name)
 
 
-def perceptual_taps(vgg_apply, sr: jax.Array, hr: jax.Array,
-                    axis_name: Optional[str] = None) -> Sequence[jax.Array]:
+def perceptual_taps(vgg_apply, sr: jax.Array, hr: jax.Array, axis_name: Optional[str] = None,
+                    preprocess_mode: str = 'torch') -> Sequence[jax.Array]:
   """Unweighted mean |F_i(sr) - F_i(hr)| per tap; HR features carry no gradient.
 
   vgg_apply: images already preprocessed -> list of five taps (a bound
-  VGG19Features apply). sr, hr: NHWC in [-1, 1].
+  VGG19Features apply). sr, hr: NHWC in [-1, 1]. preprocess_mode: see
+  vgg.preprocess ('caffe' for Keras weights).
   """
   batch = sr.shape[0]
   # One VGG call on the stacked pair: one large conv per layer instead of two.
-  feats = vgg_apply(vgg.preprocess(jnp.concatenate([sr, jax.lax.stop_gradient(hr)], axis=0)))
+  stacked = jnp.concatenate([sr, jax.lax.stop_gradient(hr)], axis=0)
+  feats = vgg_apply(vgg.preprocess(stacked, preprocess_mode))
   return [global_mean(jnp.abs(f[:batch] - jax.lax.stop_gradient(f[batch:])), axis_name)
           for f in feats]
 
 
 def perceptual_loss(vgg_apply, sr: jax.Array, hr: jax.Array,
                     weights: Sequence[float] = PERCEPTUAL_WEIGHTS,
-                    axis_name: Optional[str] = None) -> jax.Array:
+                    axis_name: Optional[str] = None, preprocess_mode: str = 'torch') -> jax.Array:
   """sum_i w_i * mean |F_i(sr) - F_i(hr)| with weights (1/32, 1/16, 1/8, 1/4, 1)."""
-  taps = perceptual_taps(vgg_apply, sr, hr, axis_name)
+  taps = perceptual_taps(vgg_apply, sr, hr, axis_name, preprocess_mode)
   return sum(w * t for w, t in zip(weights, taps))

@@ -24,7 +24,10 @@ VGG19_LAYERS = (
 TAP_LAYERS = ('conv1_2', 'conv2_2', 'conv3_4', 'conv4_4', 'conv5_4')
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Keras applications' VGG19 ('caffe' mode): BGR in 0..255 minus these means.
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 VGG_INPUT_SIZE = 224
+PREPROCESS_MODES = ('torch', 'caffe')
 
 
 def torchvision_feature_indices() -> List[Tuple[str, int]]:
@@ -39,10 +42,19 @@ def torchvision_feature_indices() -> List[Tuple[str, int]]:
   return out
 
 
-def preprocess(x: jax.Array) -> jax.Array:
-  """[-1,1] NHWC -> ImageNet-normalised, bilinearly resized to 224 when smaller."""
+def preprocess(x: jax.Array, mode: str = 'torch') -> jax.Array:
+  """[-1,1] NHWC -> VGG input, bilinearly resized to 224 when smaller.
+
+  mode 'torch': torchvision weights (RGB in [0,1], ImageNet mean/std), as the
+  authors' code; 'caffe': Keras applications weights (BGR 0..255 minus mean).
+  """
   x = (x + 1.0) / 2.0
-  x = (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+  if mode == 'torch':
+    x = (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+  elif mode == 'caffe':
+    x = x[..., ::-1] * 255.0 - jnp.asarray(CAFFE_MEAN_BGR)
+  else:
+    raise ValueError(f'VGG preprocess mode must be one of {PREPROCESS_MODES}, got {mode!r}')
   n, h, w, c = x.shape
   if w < VGG_INPUT_SIZE:
     # torch interpolate(bilinear, align_corners=False) == half-pixel centres, no antialias.

@@ -1,0 +1,47 @@
+"""Shared fixtures: golden vectors from the authors' code and the seeded weight recipe."""
+import os
+
+import numpy as np
+import pytest
+
+from tests import golden_recipe
+
+DATA_DIR = os.path.join(os.path.dirname(__file__), 'data')
+SEED = 20251125
+SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data'))
+
+
+def nhwc(x):
+  return np.transpose(x, (0, 2, 3, 1))
+
+
+def golden(name):
+  return dict(np.load(os.path.join(DATA_DIR, f'golden_{name}.npz')))
+
+
+def recipe_state(which, seed, gain):
+  keys = golden_recipe.read_keys(os.path.join(DATA_DIR, f'{which}_keys.txt'))
+  return golden_recipe.make_state(keys, seed, conv_gain=gain)
+
+
+@pytest.fixture(scope='session')
+def g_state():
+  return recipe_state('G_state_dict', SEED, golden_recipe.G_CONV_GAIN)
+
+
+@pytest.fixture(scope='session')
+def d_state():
+  return recipe_state('D_state_dict', SEED + 6, golden_recipe.D_CONV_GAIN)
+
+
+@pytest.fixture(scope='session')
+def vgg_state():
+  return recipe_state('VGG19_features', SEED + 5, golden_recipe.VGG_CONV_GAIN)
+
+
+def shared_data_dir(name):
+  """Path to ../shared/data/<name>, or skip the test with a reason."""
+  path = os.path.join(SHARED_DATA, name)
+  if not os.path.isdir(path):
+    pytest.skip(f'{path} is absent (optional development data from ../shared)')
+  return path

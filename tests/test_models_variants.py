@@ -1,0 +1,83 @@
+"""Ablation variants of the generator (paper Table 2/3) and the discriminator's shapes."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mrr_jax import exported
+from mrr_jax.models import Discriminator, MRRNet
+
+TINY = dict(base_channels=8, max_channels=16, num_down=3, num_res=1)
+
+
+def _run(model, x):
+  params = model.init(jax.random.PRNGKey(0), x)['params']
+  return model.apply({'params': params}, x, mutable=['intermediates']), params
+
+
+@pytest.mark.parametrize('kernels', [(1, 3), (5, 7), (1, 7), (1, 3, 5, 7)])
+def test_kernel_set_ablation(kernels):
+  x = jax.random.uniform(jax.random.PRNGKey(1), (2, 128, 128, 3), minval=-1, maxval=1)
+  (y, state), params = _run(MRRNet(att_kernels=kernels, **TINY), x)
+  assert y.shape == (2, 128, 128, 3)
+  maps = state['intermediates']
+  # One map per block: 3 down, 1 middle, 3 up; resolution follows the block's output.
+  want = {'encoder_1': 64, 'encoder_2': 32, 'encoder_3': 16, 'res_layers_0': 16,
+          'decoder_0': 32, 'decoder_1': 64, 'decoder_2': 128}
+  assert set(maps) == set(want)
+  for block, size in want.items():
+    (a,) = maps[block]['att_map']
+    assert a.shape == (2, size, size, 1)
+    assert float(a.min()) > 0 and float(a.max()) < 1
+  branches = sorted(k for k in params['encoder_1']['att_func'] if k.startswith('feature'))
+  assert branches == sorted(f'feature_extract_{k}' for k in kernels)
+  # Branch widths split the block width evenly (16 channels / len(kernels)).
+  assert params['encoder_1']['att_func'][branches[0]]['kernel'].shape[-1] == 16 // len(kernels)
+
+
+def test_without_attention_has_no_maps_and_fewer_params():
+  x = jnp.zeros((1, 128, 128, 3))
+  (y, state), params = _run(MRRNet(attention='none', **TINY), x)
+  assert y.shape == (1, 128, 128, 3)
+  assert 'intermediates' not in state or not state['intermediates']
+  full = sum(np.prod(s) for s in exported.param_shapes(MRRNet(**TINY)).values())
+  none = sum(np.prod(v.shape) for v in jax.tree_util.tree_leaves(params))
+  assert none < full
+
+
+def test_cbam_variant_gates_with_spatial_maps():
+  x = jax.random.uniform(jax.random.PRNGKey(2), (2, 128, 128, 3), minval=-1, maxval=1)
+  (y, state), params = _run(MRRNet(attention='cbam', **TINY), x)
+  assert y.shape == (2, 128, 128, 3)
+  (a,) = state['intermediates']['decoder_2']['att_map']
+  assert a.shape == (2, 128, 128, 1)
+  assert set(params['decoder_2']['att_func']) == {'mlp_in', 'mlp_out', 'spatial'}
+
+
+def test_full_size_paper_default_counts_by_variant():
+  counts = {att: sum(int(np.prod(s)) for s in exported.param_shapes(MRRNet(attention=att)).values())
+            for att in ('mrr', 'none')}
+  assert counts['mrr'] == 9_130_771
+  # The 1/3/5/7 attention branches and their 3x3 heads, summed over 16 blocks by hand:
+  # per block of width c: c*c/4*(1+9+25+49) + c (biases) + 9*c + 1.
+  widths = [64, 128, 128] + [128] * 10 + [128, 64, 32]
+  att = sum(c * c // 4 * 84 + c + 9 * c + 1 for c in widths)
+  assert counts['mrr'] - counts['none'] == att
+
+
+def test_bad_attention_name():
+  with pytest.raises(ValueError, match='attention must be one of'):
+    MRRNet(attention='se', **TINY).init(jax.random.PRNGKey(0), jnp.zeros((1, 128, 128, 3)))
+
+
+def test_discriminator_patch_map_and_spectral_state():
+  d = Discriminator()
+  x = jnp.zeros((3, 128, 128, 3))
+  variables = d.init(jax.random.PRNGKey(0), x)
+  y, new = d.apply(variables, x, train=True, mutable=['spectral'])
+  assert y.shape == (3, 8, 8, 1)
+  assert variables['spectral']['d1']['v'].shape == (27,)
+  assert variables['spectral']['d4']['u'].shape == (256,)
+  # One power iteration changes u; the vectors stay unit norm.
+  assert not np.allclose(new['spectral']['d1']['u'], variables['spectral']['d1']['u'])
+  np.testing.assert_allclose(np.linalg.norm(new['spectral']['d2']['u']), 1.0, rtol=1e-6)
