@@ -36,15 +36,21 @@ def shard(batch: Dict[str, Any]) -> Dict[str, Any]:
   return jax.tree_util.tree_map(split, batch)
 
 
-def prefetch_to_device(batches: Iterable[Dict[str, Any]], size: int = 2) -> Iterator[Any]:
-  """Shards host batches and keeps `size` of them in flight on the devices."""
+def prefetch_to_device(batches: Iterable[Any], size: int = 2, with_extra: bool = False
+                       ) -> Iterator[Any]:
+  """Shards host batches and keeps `size` of them in flight on the devices.
+
+  with_extra: items are (batch, extra) pairs and come out as (device batch,
+  extra), e.g. the input-iterator state that goes with each batch.
+  """
   devices = jax.local_devices()
   queue = collections.deque()
 
-  def put(batch):
-    sharded = shard(batch)
-    queue.append(jax.tree_util.tree_map(
-        lambda x: jax.device_put_sharded(list(x), devices), sharded))
+  def put(item):
+    batch, extra = item if with_extra else (item, None)
+    on_device = jax.tree_util.tree_map(
+        lambda x: jax.device_put_sharded(list(x), devices), shard(batch))
+    queue.append((on_device, extra) if with_extra else on_device)
 
   it = iter(batches)
   for batch in itertools.islice(it, size):

@@ -1,0 +1,428 @@
+"""Training for both phases: MRRNet (L1) and MRRGAN (L1 + RaHinge + perceptual).
+
+Steps are pure functions (state, batch) -> (state, metrics), pmapped over all
+devices with axis_name='batch'. The GAN iteration is the authors': a G step on
+SR = G(LR), then a D step on SR recomputed with the updated G (ARCH.md).
+"""
+import functools
+import os
+import signal
+import time
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from absl import logging
+from clu import metric_writers, metrics, periodic_actions
+import flax
+import grain.checkpoint as grain_checkpoint
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+
+from mrr_jax import exported, input_pipeline, losses, parallel, vgg_weights
+from mrr_jax.models import Discriminator, MRRNet, VGG19Features
+
+AXIS = 'batch'
+
+
+class TrainingError(RuntimeError):
+  """A run that cannot start or continue (bad init checkpoint, non-finite loss...)."""
+
+
+# ----------------------------------------------------------------------------
+# State
+# ----------------------------------------------------------------------------
+@flax.struct.dataclass
+class TrainState:
+  step: jnp.ndarray
+  g_params: Any
+  g_opt_state: Any
+  d_params: Any          # {} in the L1 phase.
+  d_opt_state: Any
+  spectral: Any          # discriminator spectral-norm u, v ({} in the L1 phase).
+  ema_params: Any        # {} unless config.ema_decay > 0.
+
+
+def compute_dtype(config) -> Any:
+  return {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}[config.compute_dtype]
+
+
+def build_models(config) -> Tuple[MRRNet, Discriminator]:
+  dtype = compute_dtype(config)
+  generator = exported.build_generator(config.model.to_dict(), dtype=dtype)
+  return generator, Discriminator(dtype=dtype)
+
+
+def lr_decay_steps(config, steps_per_epoch: int) -> int:
+  """G lr x0.7 every 4 epochs (the code's StepLR), unless a step count is given."""
+  return config.lr_decay_every_steps or max(4 * steps_per_epoch, 1)
+
+
+def make_optimizers(config, steps_per_epoch: int):
+  g_schedule = optax.exponential_decay(
+      config.g_lr, transition_steps=lr_decay_steps(config, steps_per_epoch),
+      decay_rate=config.lr_decay_factor, staircase=True)
+  adam = functools.partial(optax.adam, b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
+  return adam(g_schedule), adam(config.d_lr), g_schedule
+
+
+def init_state(config, generator, discriminator, g_tx, d_tx, rng) -> TrainState:
+  g_rng, d_rng = jax.random.split(rng)
+  x = jnp.zeros((1, 128, 128, 3), jnp.float32)
+  g_params = jax.jit(generator.init)(g_rng, x)['params']
+  d_params, spectral = {}, {}
+  if config.phase == 'gan':
+    d_vars = jax.jit(discriminator.init)(d_rng, x)
+    d_params, spectral = d_vars['params'], d_vars['spectral']
+  return TrainState(
+      step=jnp.asarray(0, jnp.int32), g_params=g_params, g_opt_state=g_tx.init(g_params),
+      d_params=d_params, d_opt_state=d_tx.init(d_params) if d_params else {},
+      spectral=spectral, ema_params=g_params if config.ema_decay > 0 else {})
+
+
+def load_generator_params(path: str, generator: MRRNet) -> Dict[str, Any]:
+  """G params from a phase-1 workdir/checkpoint dir or an export (config.init_from)."""
+  if not path:
+    raise TrainingError('the GAN phase starts from a phase-1 generator: set --config.init_from '
+                        'to a phase-1 workdir, its checkpoints/ directory, or an export')
+  if not os.path.exists(path):
+    raise TrainingError(f'config.init_from={path} does not exist')
+  if os.path.isfile(os.path.join(path, exported.MODEL_FILE)):
+    _, params, _ = exported.load_generator(path)
+  else:
+    ckpt_dir = os.path.join(path, 'checkpoints') if os.path.isdir(
+        os.path.join(path, 'checkpoints')) else path
+    mngr = ocp.CheckpointManager(os.path.abspath(ckpt_dir), item_names=('state',))
+    step = mngr.latest_step()
+    if step is None:
+      raise TrainingError(f'config.init_from={path} holds no checkpoint')
+    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    params = restored['state']['g_params']
+    logging.info('phase 2: G from %s step %d', ckpt_dir, step)
+  try:
+    exported.check_params(generator, params)
+  except exported.ExportError as e:
+    raise TrainingError(f'config.init_from={path} is incompatible with config.model: {e}') from e
+  return jax.tree_util.tree_map(jnp.asarray, params)
+
+
+def load_vgg(config) -> Tuple[Dict[str, Any], str]:
+  """(VGG19 params, preprocess mode); refuses to train MRRGAN on a random VGG unless asked."""
+  if config.vgg_weights or not config.allow_random_vgg:
+    try:
+      return vgg_weights.load_vgg19(config.vgg_weights)
+    except vgg_weights.VGGWeightsError as e:
+      raise TrainingError(str(e)) from e
+  logging.warning('using a RANDOM VGG19 (config.allow_random_vgg): for tests and timing only')
+  params = jax.jit(VGG19Features().init)(jax.random.PRNGKey(0), jnp.zeros((1, 224, 224, 3)))
+  return params['params'], 'torch'
+
+
+# ----------------------------------------------------------------------------
+# Steps
+# ----------------------------------------------------------------------------
+@flax.struct.dataclass
+class TrainMetrics(metrics.Collection):
+  l1: metrics.Average.from_output('l1')
+  g_loss: metrics.Average.from_output('g_loss')
+
+
+@flax.struct.dataclass
+class GanMetrics(metrics.Collection):
+  l1: metrics.Average.from_output('l1')
+  g_loss: metrics.Average.from_output('g_loss')
+  g_gan: metrics.Average.from_output('g_gan')
+  g_pcp: metrics.Average.from_output('g_pcp')
+  d_loss: metrics.Average.from_output('d_loss')
+  d_real: metrics.Average.from_output('d_real')
+  d_fake: metrics.Average.from_output('d_fake')
+
+
+def _ema(config, state, g_params):
+  if config.ema_decay <= 0:
+    return state.ema_params
+  d = config.ema_decay
+  return jax.tree_util.tree_map(lambda e, p: d * e + (1 - d) * p, state.ema_params, g_params)
+
+
+def l1_train_step(state: TrainState, batch, *, config, generator, g_tx):
+  """One MRRNet step: lambda_pix * L1, gradients averaged over devices."""
+
+  def loss_fn(params):
+    sr = generator.apply({'params': params}, batch['input'])
+    l1 = losses.l1_loss(sr, batch['hr'], AXIS)
+    return config.lambda_pix * l1, l1
+
+  (g_loss, l1), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+  grads = jax.lax.pmean(grads, AXIS)
+  updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
+  g_params = optax.apply_updates(state.g_params, updates)
+  new_state = state.replace(step=state.step + 1, g_params=g_params, g_opt_state=g_opt_state,
+                            ema_params=_ema(config, state, g_params))
+  return new_state, TrainMetrics.single_from_model_output(l1=l1, g_loss=g_loss)
+
+
+def gan_train_step(state: TrainState, batch, vgg_params, *, config, generator, discriminator,
+                   g_tx, d_tx, vgg_apply, pcp_mode):
+  """One MRRGAN iteration: G step, then D step on SR from the updated G.
+
+  D runs in training mode four times (real, fake in each step), so the
+  spectral-norm vectors advance four power iterations, as in the code.
+  """
+  lr_input, hr = batch['input'], batch['hr']
+
+  def d_apply(d_params, spectral, x):
+    out, upd = discriminator.apply({'params': d_params, 'spectral': spectral}, x, train=True,
+                                   mutable=['spectral'])
+    return out, upd['spectral']
+
+  def g_loss_fn(g_params, spectral):
+    sr = generator.apply({'params': g_params}, lr_input)
+    real, spectral = d_apply(state.d_params, spectral, hr)
+    fake, spectral = d_apply(state.d_params, spectral, sr)
+    l1 = losses.l1_loss(sr, hr, AXIS)
+    gan = losses.rahinge_g_loss(real, fake, config.rahinge_halved, AXIS)
+    pcp = losses.perceptual_loss(lambda x: vgg_apply({'params': vgg_params}, x), sr, hr,
+                                 axis_name=AXIS, preprocess_mode=pcp_mode)
+    total = config.lambda_pix * l1 + config.lambda_gan * gan + config.lambda_pcp * pcp
+    return total, (spectral, l1, gan, pcp)
+
+  (g_loss, (spectral, l1, gan, pcp)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+      state.g_params, state.spectral)
+  g_grads = jax.lax.pmean(g_grads, AXIS)
+  g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
+  g_params = optax.apply_updates(state.g_params, g_updates)
+
+  sr = jax.lax.stop_gradient(generator.apply({'params': g_params}, lr_input))
+
+  def d_loss_fn(d_params, spectral):
+    real, spectral = d_apply(d_params, spectral, hr)
+    fake, spectral = d_apply(d_params, spectral, sr)
+    loss = losses.rahinge_d_loss(real, fake, config.rahinge_halved, AXIS)
+    return loss, (spectral, real, fake)
+
+  (d_loss, (spectral, real, fake)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+      state.d_params, spectral)
+  d_grads = jax.lax.pmean(d_grads, AXIS)
+  d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
+  d_params = optax.apply_updates(state.d_params, d_updates)
+  # Power iteration is data-independent, so every device holds the same u, v;
+  # the mean keeps them bit-identical regardless.
+  spectral = jax.lax.pmean(spectral, AXIS)
+  new_state = state.replace(
+      step=state.step + 1, g_params=g_params, g_opt_state=g_opt_state, d_params=d_params,
+      d_opt_state=d_opt_state, spectral=spectral, ema_params=_ema(config, state, g_params))
+  return new_state, GanMetrics.single_from_model_output(
+      l1=l1, g_loss=g_loss, g_gan=gan, g_pcp=pcp, d_loss=d_loss,
+      d_real=losses.global_mean(real, AXIS), d_fake=losses.global_mean(fake, AXIS))
+
+
+def make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg_params=None, pcp_mode='torch'):
+  """The phase's pmapped step: (replicated state, sharded batch) -> (state, metrics)."""
+  if config.phase == 'l1':
+    step = functools.partial(l1_train_step, config=config, generator=generator, g_tx=g_tx)
+    return jax.pmap(step, axis_name=AXIS, donate_argnums=(0,))
+  if config.phase != 'gan':
+    raise TrainingError(f"config.phase must be 'l1' or 'gan', got {config.phase!r}")
+  vgg_model = VGG19Features(dtype=compute_dtype(config))
+  step = functools.partial(gan_train_step, config=config, generator=generator,
+                           discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
+                           vgg_apply=vgg_model.apply, pcp_mode=pcp_mode)
+  pstep = jax.pmap(step, axis_name=AXIS, donate_argnums=(0,))
+  vgg_replicated = parallel.replicate(vgg_params)
+  return lambda state, batch: pstep(state, batch, vgg_replicated)
+
+
+def make_predict_fn(generator):
+  """pmapped SR and attention maps for a sharded batch of inputs."""
+
+  def predict(params, x):
+    sr, inter = generator.apply({'params': params}, x, mutable=['intermediates'])
+    maps = {k: v['att_map'][0] for k, v in inter.get('intermediates', {}).items()}
+    return sr, maps
+
+  return jax.pmap(predict, axis_name=AXIS)
+
+
+# ----------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------
+class _IteratorStateHolder:
+  """What the grain checkpoint handler saves: the input position of the last
+  batch the model consumed (the host iterator runs ahead because of prefetch)."""
+
+  def __init__(self, iterator):
+    self.iterator = iterator
+    self.state = iterator.get_state()
+
+  def get_state(self):
+    return self.state
+
+  def set_state(self, state):
+    self.iterator.set_state(state)
+    self.state = state
+
+
+def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=config.max_to_keep, create=True,
+                                         enable_async_checkpointing=True)
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), 'checkpoints'), options=options,
+      item_handlers={'state': ocp.StandardCheckpointHandler(),
+                     'data': grain_checkpoint.CheckpointHandler()})
+
+
+def save_checkpoint(mngr, state, holder, force=False):
+  step = int(jax.device_get(state.step[0]))
+  host_state = jax.device_get(parallel.unreplicate(state))
+  mngr.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(host_state), data=grain_checkpoint.CheckpointSave(holder)),
+      force=force)
+  return step
+
+
+def restore_checkpoint(mngr, state, holder):
+  step = mngr.latest_step()
+  if step is None:
+    return state
+  abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, jax.device_get(state))
+  restored = mngr.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract), data=grain_checkpoint.CheckpointRestore(holder)))
+  logging.info('resumed from %s step %d', mngr.directory, step)
+  return restored['state']
+
+
+# ----------------------------------------------------------------------------
+# Loop
+# ----------------------------------------------------------------------------
+class _Preemption:
+  """SIGTERM sets a flag; the loop saves at the current step and exits 0."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning('SIGTERM: saving a checkpoint at the current step, then exiting')
+    self.requested = True
+
+  def any_process(self) -> bool:
+    if jax.process_count() == 1:
+      return self.requested
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    return bool(np.any(multihost_utils.process_allgather(np.int32(self.requested))))
+
+  def restore(self):
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def _image_summaries(config, generator, params, batch) -> Dict[str, np.ndarray]:
+  """bicubic input | SR | HR grid and attention maps of the first images, uint8."""
+  from mrr_jax import visualize  # pylint: disable=g-import-not-at-top
+  n = min(4, batch['input'].shape[0])
+  x = jnp.asarray(batch['input'][:n])
+  sr, inter = generator.apply({'params': params}, x, mutable=['intermediates'])
+  grid = visualize.comparison_grid(np.asarray(batch['input'][:n]), [np.asarray(sr)],
+                                   np.asarray(batch['hr'][:n]))
+  out = {'samples': grid[None]}
+  maps = {k: np.asarray(v['att_map'][0]) for k, v in inter.get('intermediates', {}).items()}
+  if maps:
+    out['attention'] = visualize.attention_panel(np.asarray(batch['input'][:n]), maps)[None]
+  return out
+
+
+def _check_finite(step: int, scalars: Dict[str, float], mngr) -> None:
+  bad = {k: v for k, v in scalars.items() if not np.isfinite(v)}
+  if bad:
+    last = mngr.latest_step()
+    where = f'the last good checkpoint is step {last} in {mngr.directory}' if last is not None \
+        else 'no checkpoint was written yet'
+    raise TrainingError(f'non-finite loss at step {step}: {bad}; {where}')
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       evaluate_fn: Optional[Callable] = None) -> TrainState:
+  """Runs (or resumes) training in workdir; returns the final (replicated) state."""
+  parallel.check_batch_size(config.batch_size)
+  process, processes = jax.process_index(), jax.process_count()
+  writer = metric_writers.create_default_writer(workdir, just_logging=process != 0)
+  generator, discriminator = build_models(config)
+
+  train_iter = input_pipeline.create_train_iterator(
+      config.data, config.batch_size, config.seed, process, processes)
+  steps_per_epoch = input_pipeline.steps_per_epoch(config.data, config.batch_size)
+  g_tx, d_tx, g_schedule = make_optimizers(config, steps_per_epoch)
+
+  vgg_params, pcp_mode = (load_vgg(config) if config.phase == 'gan' else (None, 'torch'))
+  state = init_state(config, generator, discriminator, g_tx, d_tx, jax.random.PRNGKey(config.seed))
+  mngr = checkpoint_manager(workdir, config)
+  holder = _IteratorStateHolder(train_iter)
+  if mngr.latest_step() is not None:
+    state = restore_checkpoint(mngr, state, holder)
+  elif config.phase == 'gan':
+    g_params = load_generator_params(config.init_from, generator)
+    state = state.replace(g_params=g_params, g_opt_state=g_tx.init(g_params),
+                          ema_params=g_params if config.ema_decay > 0 else {})
+  start_step = int(state.step)
+  state = parallel.replicate(state)
+  step_fn = make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg_params, pcp_mode)
+
+  hooks = []
+  if process == 0:
+    hooks.append(periodic_actions.ReportProgress(num_train_steps=config.num_train_steps,
+                                                 writer=writer))
+    hooks.append(periodic_actions.Profile(num_profile_steps=5, logdir=workdir))
+  preemption = _Preemption()
+  batches = parallel.prefetch_to_device(_with_iterator_state(train_iter), size=2, with_extra=True)
+  collection, last_batch = None, None
+  t_log = time.time()
+  step = start_step
+  try:
+    while step < config.num_train_steps:
+      batch, input_state = next(batches)
+      state, step_metrics = step_fn(state, batch)
+      holder.state = input_state
+      step += 1
+      last_batch = batch
+      step_metrics = flax.jax_utils.unreplicate(step_metrics)
+      collection = step_metrics if collection is None else collection.merge(step_metrics)
+      for hook in hooks:
+        hook(step)
+      if step % config.log_every_steps == 0 or step == config.num_train_steps:
+        scalars = {k: float(v) for k, v in collection.compute().items()}
+        _check_finite(step, scalars, mngr)
+        scalars['g_lr'] = float(g_schedule(step - 1))
+        if config.phase == 'gan':
+          scalars['d_lr'] = config.d_lr
+        scalars['steps_per_s'] = config.log_every_steps / max(time.time() - t_log, 1e-9)
+        writer.write_scalars(step, {f'train_{k}': v for k, v in scalars.items()})
+        collection, t_log = None, time.time()
+      if config.image_every_steps and step % config.image_every_steps == 0 and process == 0:
+        params = parallel.unreplicate(state.ema_params if config.ema_decay > 0 else state.g_params)
+        host_batch = jax.tree_util.tree_map(lambda x: np.asarray(x[0]), last_batch)
+        writer.write_images(step, _image_summaries(config, generator, params, host_batch))
+      if evaluate_fn and config.eval_every_steps and step % config.eval_every_steps == 0:
+        params = parallel.unreplicate(state.ema_params if config.ema_decay > 0 else state.g_params)
+        writer.write_scalars(step, {f'eval_{k}': v for k, v in evaluate_fn(params).items()})
+      preempted = preemption.any_process()
+      if preempted or step % config.checkpoint_every_steps == 0 or step == config.num_train_steps:
+        if collection is not None:
+          _check_finite(step, {k: float(v) for k, v in collection.compute().items()}, mngr)
+        save_checkpoint(mngr, state, holder)
+      if preempted:
+        logging.warning('preempted: checkpoint saved at step %d', step)
+        break
+    mngr.wait_until_finished()
+  finally:
+    preemption.restore()
+    writer.flush()
+  return state
+
+
+def _with_iterator_state(iterator):
+  """Yields (batch, iterator state after that batch)."""
+  for batch in iterator:
+    yield batch, iterator.get_state()
