@@ -5,7 +5,6 @@ Every script runs in a controlled environment (PATH = a folder of fake tools +
 git and tensorboard record any call, so the dry-run tests also show that
 --dry-run runs none of them; no test needs gcloud, SLURM or a network.
 """
-import os
 import pathlib
 import shlex
 import shutil
