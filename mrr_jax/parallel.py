@@ -6,7 +6,7 @@ the layout jax.pmap expects.
 """
 import collections
 import itertools
-from typing import Any, Dict, Iterable, Iterator
+from typing import Any, Dict, Iterable, Iterator, Optional, Sequence
 
 import jax
 import numpy as np
@@ -23,9 +23,9 @@ def check_batch_size(global_batch_size: int) -> int:
   return global_batch_size // devices
 
 
-def shard(batch: Dict[str, Any]) -> Dict[str, Any]:
+def shard(batch: Dict[str, Any], num_devices: Optional[int] = None) -> Dict[str, Any]:
   """[B, ...] -> [local_devices, B / local_devices, ...] for every array."""
-  n = jax.local_device_count()
+  n = num_devices or jax.local_device_count()
 
   def split(x):
     x = np.asarray(x)
@@ -61,9 +61,9 @@ def prefetch_to_device(batches: Iterable[Any], size: int = 2, with_extra: bool =
       put(batch)
 
 
-def replicate(tree: Any) -> Any:
+def replicate(tree: Any, devices: Optional[Sequence[Any]] = None) -> Any:
   """Copies a pytree onto every local device (leading device axis)."""
-  return jax.device_put_replicated(tree, jax.local_devices())
+  return jax.device_put_replicated(tree, devices or jax.local_devices())
 
 
 def unreplicate(tree: Any) -> Any:

@@ -219,19 +219,20 @@ def gan_train_step(state: TrainState, batch, vgg_params, *, config, generator, d
       d_real=losses.global_mean(real, AXIS), d_fake=losses.global_mean(fake, AXIS))
 
 
-def make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg_params=None, pcp_mode='torch'):
+def make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg_params=None, pcp_mode='torch',
+                 devices=None):
   """The phase's pmapped step: (replicated state, sharded batch) -> (state, metrics)."""
+  pmap = functools.partial(jax.pmap, axis_name=AXIS, donate_argnums=(0,), devices=devices)
   if config.phase == 'l1':
-    step = functools.partial(l1_train_step, config=config, generator=generator, g_tx=g_tx)
-    return jax.pmap(step, axis_name=AXIS, donate_argnums=(0,))
+    return pmap(functools.partial(l1_train_step, config=config, generator=generator, g_tx=g_tx))
   if config.phase != 'gan':
     raise TrainingError(f"config.phase must be 'l1' or 'gan', got {config.phase!r}")
   vgg_model = VGG19Features(dtype=compute_dtype(config))
   step = functools.partial(gan_train_step, config=config, generator=generator,
                            discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
                            vgg_apply=vgg_model.apply, pcp_mode=pcp_mode)
-  pstep = jax.pmap(step, axis_name=AXIS, donate_argnums=(0,))
-  vgg_replicated = parallel.replicate(vgg_params)
+  pstep = pmap(step)
+  vgg_replicated = parallel.replicate(vgg_params, devices)
   return lambda state, batch: pstep(state, batch, vgg_replicated)
 
 

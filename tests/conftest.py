@@ -1,6 +1,10 @@
 """Shared fixtures: golden vectors from the authors' code and the seeded weight recipe."""
 import os
 
+# Four CPU devices for the pmap tests; set before jax is imported anywhere.
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                           ' --xla_force_host_platform_device_count=4').strip()
+
 import numpy as np
 import pytest
 

@@ -1,0 +1,87 @@
+"""pmap train steps: N devices equal one device with the same global batch, both phases."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import mrrgan, mrrnet
+from mrr_jax import parallel, train
+
+pytestmark = pytest.mark.skipif(jax.local_device_count() < 4,
+                                reason='needs 4 devices (tests/conftest.py forces 4 CPU devices)')
+
+
+def _batches(n, batch_size, seed=0):
+  rng = np.random.default_rng(seed)
+  return [{'input': rng.uniform(-1, 1, (batch_size, 128, 128, 3)).astype(np.float32),
+           'hr': rng.uniform(-1, 1, (batch_size, 128, 128, 3)).astype(np.float32)}
+          for _ in range(n)]
+
+
+def _run(config, num_devices, batches):
+  devices = jax.local_devices()[:num_devices]
+  generator, discriminator = train.build_models(config)
+  g_tx, d_tx, _ = train.make_optimizers(config, steps_per_epoch=100)
+  state = train.init_state(config, generator, discriminator, g_tx, d_tx, jax.random.PRNGKey(0))
+  vgg, mode = train.load_vgg(config) if config.phase == 'gan' else (None, 'torch')
+  step = train.make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg, mode, devices)
+  state = parallel.replicate(state, devices)
+  history = []
+  for batch in batches:
+    state, m = step(state, jax.tree_util.tree_map(jnp.asarray, parallel.shard(batch, num_devices)))
+    history.append({k: float(v) for k, v in jax.device_get(
+        jax.tree_util.tree_map(lambda x: x[0], m)).compute().items()})
+  return parallel.unreplicate(state), history
+
+
+def _assert_trees_close(a, b, atol):
+  for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves(b)):
+    np.testing.assert_allclose(x, y, atol=atol, rtol=0, err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize('phase', ['l1', 'gan'])
+def test_four_devices_equal_one(phase):
+  config = (mrrnet if phase == 'l1' else mrrgan).get_config('tiny')
+  batches = _batches(2, config.batch_size)
+  one, hist_one = _run(config, 1, batches)
+  four, hist_four = _run(config, 4, batches)
+  assert int(one.step) == int(four.step) == 2
+  _assert_trees_close(one.g_params, four.g_params, 1e-5)
+  if phase == 'gan':
+    _assert_trees_close(one.d_params, four.d_params, 1e-5)
+    _assert_trees_close(one.spectral, four.spectral, 1e-6)
+    # The relativistic loss must use the global batch mean on every device.
+    np.testing.assert_allclose(hist_one[0]['d_loss'], hist_four[0]['d_loss'], rtol=1e-5)
+    np.testing.assert_allclose(hist_one[1]['g_gan'], hist_four[1]['g_gan'], rtol=1e-5)
+  np.testing.assert_allclose(hist_one[1]['l1'], hist_four[1]['l1'], rtol=1e-5)
+  # And the step changed something: params moved away from init.
+  init = train.init_state(config, *train.build_models(config),
+                          *train.make_optimizers(config, 100)[:2], jax.random.PRNGKey(0))
+  moved = max(float(np.max(np.abs(a - b))) for a, b in zip(
+      jax.tree_util.tree_leaves(one.g_params), jax.tree_util.tree_leaves(init.g_params)))
+  assert moved > 1e-5
+
+
+def test_l1_step_loss_is_hand_computable():
+  """The first step's logged L1 equals mean|G(x) - hr| with the initial params."""
+  config = mrrnet.get_config('tiny')
+  batches = _batches(1, config.batch_size, seed=3)
+  generator, _ = train.build_models(config)
+  g_tx, d_tx, _ = train.make_optimizers(config, 100)
+  init = train.init_state(config, generator, None, g_tx, d_tx, jax.random.PRNGKey(0))
+  sr = generator.apply({'params': init.g_params}, batches[0]['input'])
+  want = float(np.mean(np.abs(np.asarray(sr) - batches[0]['hr'])))
+  _, hist = _run(config, 4, batches)
+  np.testing.assert_allclose(hist[0]['l1'], want, rtol=1e-5)
+
+
+def test_indivisible_batch_is_refused():
+  with pytest.raises(ValueError, match='not divisible by the 4 devices'):
+    parallel.check_batch_size(6)
+
+
+def test_g_lr_decays_every_four_epochs():
+  config = mrrnet.get_config('tiny')
+  _, _, schedule = train.make_optimizers(config, steps_per_epoch=10)
+  np.testing.assert_allclose([schedule(0), schedule(39), schedule(40), schedule(80)],
+                             [1e-4, 1e-4, 0.7e-4, 0.49e-4], rtol=1e-6)
