@@ -142,6 +142,85 @@ def _float_batch(batch: Dict[str, np.ndarray]) -> Batch:
 # ---------------------------------------------------------------- data sources
 
 
+def _varint(buf: bytes, pos: int) -> Tuple[int, int]:
+  value, shift = 0, 0
+  while True:
+    b = buf[pos]
+    pos += 1
+    value |= (b & 0x7F) << shift
+    if b < 0x80:
+      return value, pos
+    shift += 7
+
+
+def _len_fields(buf: bytes, start: int, end: int) -> Iterator[Tuple[int, int, int]]:
+  """(field number, start, end) of each length-delimited field in buf[start:end]."""
+  pos = start
+  while pos < end:
+    key, pos = _varint(buf, pos)
+    wire = key & 7
+    if wire == 2:
+      n, pos = _varint(buf, pos)
+      yield key >> 3, pos, pos + n
+      pos += n
+    elif wire == 0:
+      _, pos = _varint(buf, pos)
+    elif wire in (1, 5):
+      pos += 8 if wire == 1 else 4
+    else:
+      raise ValueError(f'unsupported protobuf wire type {wire}')
+
+
+def parse_bytes_features(record: bytes) -> Dict[str, memoryview]:
+  """The first value of every bytes_list feature of a serialized tf.train.Example.
+
+  Example.features(1) -> map entries(1) {key(1), value(2): Feature
+  {bytes_list(1): BytesList {value(1)}}}. Reading the wire format directly
+  returns views into the record: tf.train.Example.FromString copies each
+  49 KB image and costs about as much as the whole augmentation.
+  """
+  view = memoryview(record)
+  out = {}
+  for f1, s1, e1 in _len_fields(record, 0, len(record)):
+    if f1 != 1:
+      continue
+    for f2, s2, e2 in _len_fields(record, s1, e1):
+      if f2 != 1:
+        continue
+      key, value = None, None
+      for f3, s3, e3 in _len_fields(record, s2, e2):
+        if f3 == 1:
+          key = bytes(view[s3:e3]).decode('utf-8')
+        elif f3 == 2:
+          for f4, s4, e4 in _len_fields(record, s3, e3):
+            if f4 == 1:
+              value = next((view[s5:e5] for f5, s5, e5 in _len_fields(record, s4, e4)
+                            if f5 == 1), view[s4:s4])
+      if key is not None and value is not None:
+        out[key] = value
+  return out
+
+
+class FaceSource:
+  """Random access to a built split as {'hr', 'lr' (if stored), 'name'} numpy."""
+
+  _SHAPES = {'hr': (HR_SIZE, HR_SIZE, 3), 'lr': (LR_SIZE, LR_SIZE, 3)}
+
+  def __init__(self, builder: tfds.core.DatasetBuilder, split: str):
+    self._source = builder.as_data_source(
+        split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> Dict[str, Any]:
+    fields = parse_bytes_features(self._source[index])
+    out = {k: np.frombuffer(fields[k], np.uint8).reshape(shape)
+           for k, shape in self._SHAPES.items() if k in fields}
+    out['name'] = bytes(fields['name']).decode('utf-8')
+    return out
+
+
 def _builder(data_config, name: str, manual_dir: str,
              config: Optional[tfds.core.BuilderConfig] = None) -> tfds.core.DatasetBuilder:
   """The named (or configured) builder, prepared from manual_dir if not yet built."""
@@ -233,7 +312,7 @@ def create_train_iterator(data_config, global_batch_size: int, seed: int,
                           process_index: int = 0, process_count: int = 1) -> TrainIterator:
   """The resumable train iterator for this process (per-process batch)."""
   batch = _per_process_batch(global_batch_size, process_count)
-  source = _train_builder(data_config).as_data_source('train')
+  source = FaceSource(_train_builder(data_config), 'train')
   ds = train_dataset(source, batch, seed, data_config.scale_range, data_config.flip,
                      process_index, process_count)
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=_READ_THREADS,
@@ -315,7 +394,7 @@ def _eval_source(data_config) -> Sequence[Dict[str, Any]]:
   if data_config.train_dir:
     raise ValueError('data.train_dir has no test split: set data.eval_hr_dir '
                      '(and data.eval_lr_dir) to a paired test folder for evaluation.')
-  return _builder(data_config, data_config.name, data_config.manual_dir).as_data_source('test')
+  return FaceSource(_builder(data_config, data_config.name, data_config.manual_dir), 'test')
 
 
 def _limit(data_config, n: int) -> int:

@@ -192,10 +192,16 @@ def check_bad_fraction(split: str, bad: List[Dict[str, str]], total: int,
         + '; '.join(f'{b["file"]}: {b["reason"]}' for b in bad[:5]))
 
 
+def raw_image_feature(size: int) -> tfds.features.Tensor:
+  """uint8 (size, size, 3) stored as one bytes value (not 49,152 int64s)."""
+  return tfds.features.Tensor(shape=(size, size, 3), dtype=np.uint8,
+                              encoding=tfds.features.Encoding.BYTES)
+
+
 def hr_features(extra: Optional[Dict[str, tfds.features.FeatureConnector]] = None):
   """The feature dict of every builder: raw uint8 HR and a name (+ extras)."""
   feats = {
-      'hr': tfds.features.Tensor(shape=(HR_SIZE, HR_SIZE, 3), dtype=np.uint8),
+      'hr': raw_image_feature(HR_SIZE),
       'name': tfds.features.Text(),
   }
   feats.update(extra or {})

@@ -64,7 +64,7 @@ class PairedFaceFolder(common.FaceSrBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
 
   def _info(self) -> tfds.core.DatasetInfo:
-    lr = tfds.features.Tensor(shape=(common.LR_SIZE, common.LR_SIZE, 3), dtype=np.uint8)
+    lr = common.raw_image_feature(common.LR_SIZE)
     return self.dataset_info_from_configs(
         features=common.hr_features({'lr': lr}),
         description='Paired HR 128x128 / LR 16x16 face test images, as given.',
