@@ -1,0 +1,85 @@
+"""Any folder of face images as 128x128 crops (`face_folder`).
+
+How a user brings FFHQ thumbnails, their own crops or LFW: put the images
+(.jpg .jpeg .png .bmp .webp .tif .ppm, any depth of sub-folders) in a folder
+and pass it as the manual dir:
+  tfds build --imports mrr_jax.datasets face_folder --manual_dir DIR --data_dir OUT
+  tfds build --imports mrr_jax.datasets face_folder/lfw --manual_dir lfw_dev --data_dir OUT
+or set data.train_dir=DIR (and data.crop_box) and the training run builds and
+caches it in data.data_dir on first use, under a config named after the folder
+and box (delete that config's directory to rebuild after changing the folder).
+
+Each image: optional fixed crop box (x0, y0, x1, y1) (config `lfw` uses LFW's
+(50, 50, 200, 200), which frames a 250x250 LFW photo like a CelebA crop), a
+non-square result is cut to its centred square, then PIL-bicubic resized to
+128x128. One split, train, in sorted relative-path order.
+
+Features: hr uint8 (128, 128, 3) raw, name (path relative to the folder).
+"""
+import dataclasses
+import hashlib
+import os
+import re
+from typing import Optional
+
+import tensorflow_datasets as tfds
+
+from mrr_jax.datasets import common
+
+
+@dataclasses.dataclass(eq=False)
+class FaceFolderConfig(tfds.core.BuilderConfig):
+  """crop_box: (x0, y0, x1, y1) applied to every image before resizing, or None."""
+  crop_box: Optional[common.Box] = None
+
+
+def config_for(folder: str, crop_box: Optional[common.Box]) -> FaceFolderConfig:
+  """A config whose name identifies the folder and box, so caches never mix."""
+  key = f'{os.path.abspath(folder)}|{crop_box}'
+  slug = re.sub(r'[^a-z0-9]+', '_', os.path.basename(os.path.abspath(folder)).lower()).strip('_')
+  digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+  return FaceFolderConfig(name=f'{slug or "folder"}_{digest}', crop_box=crop_box,
+                          description=f'{folder} with crop box {crop_box}')
+
+
+class FaceFolder(common.FaceSrBuilder):
+  """Face images from a folder, optionally cropped by a fixed box, at 128x128."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'Fixed crop box, centred square, raw uint8 HR.'}
+  BUILDER_CONFIGS = [
+      FaceFolderConfig(name='default', description='Whole images (centred square).'),
+      FaceFolderConfig(name='lfw', crop_box=(50, 50, 200, 200),
+                       description="LFW photos with the box (50, 50, 200, 200)."),
+  ]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=common.hr_features(),
+        description='A folder of face images at 128x128 for face SR.',
+        metadata=self._metadata())
+
+  def _split_generators(self, dl_manager):
+    root = str(dl_manager.manual_dir)
+    if not os.path.isdir(root):
+      raise common.missing_file_error(root, 'folder of face images',
+                                      'Pass the folder as --manual_dir or data.train_dir.')
+    return {'train': self._generate_examples(root)}
+
+  def _generate_examples(self, root: str):
+    source = common.FileSource(root)
+    names = [n for n in source.names() if common.is_image_name(n)]
+    if not names:
+      raise common.missing_file_error(
+          root, f'face images (none with extension {", ".join(common.IMAGE_EXTENSIONS)})',
+          'Put the images in that folder.')
+    box = self.builder_config.crop_box
+    yield from self._filtered('train', ((n, _example_fn(source, n, box)) for n in names))
+
+
+def _example_fn(source: common.FileSource, name: str, box: Optional[common.Box]):
+  def make():
+    image = common.load_rgb(source.read(name))
+    return {'hr': common.crop_resize(image, box), 'name': name}
+  return make

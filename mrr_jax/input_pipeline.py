@@ -1,0 +1,417 @@
+"""Training and evaluation batches for MRRNet (ARCH.md "Training as coded").
+
+Train: HR 128x128 uint8 crops from a TFDS builder (mrr_jax.datasets) read by
+random access with grain, sharded per process, shuffled per epoch, then the
+authors' augmentation: random horizontal flip, random scale in [1.0, 1.3)
+(a random resized crop when zooming in, centred zero padding when zooming out),
+LR = PIL bicubic 128 -> 16, network input = PIL bicubic 16 -> 128, all in [-1,1].
+Every random draw comes from grain's per-element generator, so a seed fixes the
+batches, and the iterator's state (a small JSON-able dict) resumes them exactly.
+
+Batches are dicts of numpy float32 with the per-process batch
+B = global_batch // process_count first:
+  'input' (B,128,128,3) bicubic-upsampled LR, 'hr' (B,128,128,3), 'lr' (B,16,16,3).
+mrr_jax.parallel.prefetch_to_device splits them over local devices.
+Eval batches add 'mask' (1 real, 0 padding) and 'name' (numpy str, '' for
+padding); drop 'name' before prefetch_to_device (strings cannot go to devices).
+
+Data sources (config.data): train_dir (a folder of images, built once into
+data_dir with the face_folder builder and crop_box) else the builder `name`'s
+train split; eval from the paired folder eval_hr_dir [+ eval_lr_dir], else the
+builder's test split. A builder not yet prepared is built from manual_dir on
+first use; for multi-host runs build it beforehand (`tfds build`) so processes
+do not race.
+"""
+import functools
+import math
+import os
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import grain
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from mrr_jax.datasets import common
+from mrr_jax.datasets import face_folder
+from mrr_jax.datasets import paired_face_folder
+
+# TFDS only reads and writes files here; the accelerators belong to JAX.
+tf.config.set_visible_devices([], 'GPU')
+
+HR_SIZE = common.HR_SIZE
+LR_SIZE = common.LR_SIZE
+# torchvision RandomResizedCrop's aspect-ratio range, as the authors' Scale uses.
+_CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+_READ_THREADS = 4
+
+Batch = Dict[str, np.ndarray]
+
+
+# ---------------------------------------------------------------- pure image ops
+
+
+def to_float(u8: np.ndarray) -> np.ndarray:
+  """uint8 [0,255] -> float32 [-1,1] (torchvision ToTensor + Normalize(0.5, 0.5))."""
+  return np.asarray(u8, np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+def upsample_lr(lr_u8: np.ndarray) -> np.ndarray:
+  """16x16x3 uint8 LR -> 128x128x3 uint8 network input, PIL bicubic."""
+  return np.asarray(Image.fromarray(lr_u8).resize((HR_SIZE, HR_SIZE), Image.BICUBIC))
+
+
+def degrade(hr_u8: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  """128x128x3 uint8 HR -> (16x16x3 LR, 128x128x3 input), as the authors' code.
+
+  PIL's bicubic resize (a = -0.5) widens its kernel by the scale when
+  shrinking, i.e. it antialiases.
+  """
+  lr = Image.fromarray(hr_u8).resize((LR_SIZE, LR_SIZE), Image.BICUBIC)
+  return np.asarray(lr), np.asarray(lr.resize((HR_SIZE, HR_SIZE), Image.BICUBIC))
+
+
+def random_resized_crop_box(rng: np.random.Generator, width: int, height: int,
+                            area: Tuple[float, float]) -> Tuple[int, int, int, int]:
+  """torchvision RandomResizedCrop.get_params as (x0, y0, x1, y1).
+
+  Ten tries at an area fraction in `area` and a log-uniform aspect ratio in
+  [3/4, 4/3]; a centred crop if none fits.
+  """
+  log_lo, log_hi = math.log(_CROP_RATIO[0]), math.log(_CROP_RATIO[1])
+  for _ in range(10):
+    target = width * height * rng.uniform(area[0], area[1])
+    aspect = math.exp(rng.uniform(log_lo, log_hi))
+    w = int(round(math.sqrt(target * aspect)))
+    h = int(round(math.sqrt(target / aspect)))
+    if 0 < w <= width and 0 < h <= height:
+      y0 = int(rng.integers(0, height - h + 1))
+      x0 = int(rng.integers(0, width - w + 1))
+      return x0, y0, x0 + w, y0 + h
+  in_ratio = width / height
+  if in_ratio < _CROP_RATIO[0]:
+    w, h = width, int(round(width / _CROP_RATIO[0]))
+  elif in_ratio > _CROP_RATIO[1]:
+    w, h = int(round(height * _CROP_RATIO[1])), height
+  else:
+    w, h = width, height
+  x0, y0 = (width - w) // 2, (height - h) // 2
+  return x0, y0, x0 + w, y0 + h
+
+
+def augment(hr_u8: np.ndarray, rng: np.random.Generator,
+            scale_range: Sequence[float] = (1.0, 1.3), flip: bool = True) -> np.ndarray:
+  """The authors' train augmentation of a 128x128 uint8 HR crop.
+
+  Flip with probability 1/2; draw s uniform in [lo, hi); if int(128 s) > 128, a
+  random resized crop (area fraction in [2 - hi, 1], the crop's own scale
+  independent of s) resized back with bicubic; if int(128 s) < 128, a bilinear
+  shrink to int(128 s) centred on a black 128x128 canvas; else unchanged.
+  """
+  img = Image.fromarray(hr_u8)
+  if flip and rng.random() < 0.5:
+    img = img.transpose(Image.FLIP_LEFT_RIGHT)
+  lo, hi = scale_range
+  s = rng.random() * (hi - lo) + lo
+  w, h = img.size
+  sw, sh = int(w * s), int(h * s)
+  if sw > w:
+    box = random_resized_crop_box(rng, w, h, (max(2.0 - hi, 0.0), 1.0))
+    img = img.crop(box).resize((HR_SIZE, HR_SIZE), Image.BICUBIC)
+  elif sw < w:
+    canvas = Image.new('RGB', (w, h))
+    canvas.paste(img.resize((sw, sh), Image.BILINEAR), ((w - sw) // 2, (h - sh) // 2))
+    img = canvas
+  if img.size != (HR_SIZE, HR_SIZE):
+    img = img.resize((HR_SIZE, HR_SIZE), Image.BICUBIC)
+  return np.asarray(img)
+
+
+def _train_example(element: Dict[str, Any], rng: np.random.Generator,
+                   scale_range: Tuple[float, float], flip: bool) -> Dict[str, np.ndarray]:
+  hr = augment(element['hr'], rng, scale_range, flip)
+  lr, inp = degrade(hr)
+  return {'input': inp, 'hr': hr, 'lr': lr}
+
+
+def _float_batch(batch: Dict[str, np.ndarray]) -> Batch:
+  return {k: to_float(v) for k, v in batch.items()}
+
+
+# ---------------------------------------------------------------- data sources
+
+
+def _varint(buf: bytes, pos: int) -> Tuple[int, int]:
+  value, shift = 0, 0
+  while True:
+    b = buf[pos]
+    pos += 1
+    value |= (b & 0x7F) << shift
+    if b < 0x80:
+      return value, pos
+    shift += 7
+
+
+def _len_fields(buf: bytes, start: int, end: int) -> Iterator[Tuple[int, int, int]]:
+  """(field number, start, end) of each length-delimited field in buf[start:end]."""
+  pos = start
+  while pos < end:
+    key, pos = _varint(buf, pos)
+    wire = key & 7
+    if wire == 2:
+      n, pos = _varint(buf, pos)
+      yield key >> 3, pos, pos + n
+      pos += n
+    elif wire == 0:
+      _, pos = _varint(buf, pos)
+    elif wire in (1, 5):
+      pos += 8 if wire == 1 else 4
+    else:
+      raise ValueError(f'unsupported protobuf wire type {wire}')
+
+
+def parse_bytes_features(record: bytes) -> Dict[str, memoryview]:
+  """The first value of every bytes_list feature of a serialized tf.train.Example.
+
+  Example.features(1) -> map entries(1) {key(1), value(2): Feature
+  {bytes_list(1): BytesList {value(1)}}}. Reading the wire format directly
+  returns views into the record: tf.train.Example.FromString copies each
+  49 KB image and costs about as much as the whole augmentation.
+  """
+  view = memoryview(record)
+  out = {}
+  for f1, s1, e1 in _len_fields(record, 0, len(record)):
+    if f1 != 1:
+      continue
+    for f2, s2, e2 in _len_fields(record, s1, e1):
+      if f2 != 1:
+        continue
+      key, value = None, None
+      for f3, s3, e3 in _len_fields(record, s2, e2):
+        if f3 == 1:
+          key = bytes(view[s3:e3]).decode('utf-8')
+        elif f3 == 2:
+          for f4, s4, e4 in _len_fields(record, s3, e3):
+            if f4 == 1:
+              value = next((view[s5:e5] for f5, s5, e5 in _len_fields(record, s4, e4)
+                            if f5 == 1), view[s4:s4])
+      if key is not None and value is not None:
+        out[key] = value
+  return out
+
+
+class FaceSource:
+  """Random access to a built split as {'hr', 'lr' (if stored), 'name'} numpy."""
+
+  _SHAPES = {'hr': (HR_SIZE, HR_SIZE, 3), 'lr': (LR_SIZE, LR_SIZE, 3)}
+
+  def __init__(self, builder: tfds.core.DatasetBuilder, split: str):
+    self._source = builder.as_data_source(
+        split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> Dict[str, Any]:
+    fields = parse_bytes_features(self._source[index])
+    out = {k: np.frombuffer(fields[k], np.uint8).reshape(shape)
+           for k, shape in self._SHAPES.items() if k in fields}
+    out['name'] = bytes(fields['name']).decode('utf-8')
+    return out
+
+
+def _builder(data_config, name: str, manual_dir: str,
+             config: Optional[tfds.core.BuilderConfig] = None) -> tfds.core.DatasetBuilder:
+  """The named (or configured) builder, prepared from manual_dir if not yet built."""
+  kwargs = {'data_dir': data_config.data_dir or None}
+  builder = (tfds.builder(name, config=config, **kwargs) if config is not None
+             else tfds.builder(name, **kwargs))
+  if not builder.is_prepared():
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir or None)
+    builder.download_and_prepare(download_config=download_config)
+  return builder
+
+
+def _train_builder(data_config) -> tfds.core.DatasetBuilder:
+  if data_config.train_dir:
+    config = face_folder.config_for(data_config.train_dir,
+                                    common.parse_box(data_config.crop_box))
+    return _builder(data_config, 'face_folder', data_config.train_dir, config)
+  return _builder(data_config, data_config.name, data_config.manual_dir)
+
+
+def _per_process_batch(global_batch_size: int, process_count: int) -> int:
+  if global_batch_size <= 0 or global_batch_size % process_count:
+    raise ValueError(f'global batch {global_batch_size} does not split over '
+                     f'{process_count} processes')
+  return global_batch_size // process_count
+
+
+def num_train_examples(data_config) -> int:
+  """Images in the train split (building it on first use)."""
+  return _train_builder(data_config).info.splits['train'].num_examples
+
+
+def steps_per_epoch(data_config, global_batch_size: int) -> int:
+  """Global steps per pass over the train split (at least 1)."""
+  return max(1, num_train_examples(data_config) // global_batch_size)
+
+
+# ---------------------------------------------------------------- training
+
+
+class TrainIterator:
+  """Infinite iterator of train batches whose position can be saved and restored.
+
+  get_state() returns a JSON-serialisable dict; set_state(state) on a fresh
+  iterator built with the same config, batch, seed and process gives exactly
+  the batches the saved iterator would have given next.
+  """
+
+  def __init__(self, dataset: grain.IterDataset):
+    self._it = iter(dataset)
+
+  def __iter__(self) -> 'TrainIterator':
+    return self
+
+  def __next__(self) -> Batch:
+    return next(self._it)
+
+  def get_state(self) -> Dict[str, Any]:
+    return self._it.get_state()
+
+  def set_state(self, state: Dict[str, Any]) -> None:
+    self._it.set_state(state)
+
+  def close(self) -> None:
+    """Stops worker processes, if any."""
+    close = getattr(self._it, 'close', None)
+    if close is not None:
+      close()
+
+
+def train_dataset(source: Sequence[Dict[str, Any]], batch_size: int, seed: int,
+                  scale_range: Sequence[float] = (1.0, 1.3), flip: bool = True,
+                  process_index: int = 0, process_count: int = 1) -> grain.MapDataset:
+  """Batches of augmented examples from a random-access source of {'hr': uint8}.
+
+  The shard is every process_count-th example from process_index, so shards
+  are disjoint; each epoch is reshuffled (seeded by seed and epoch), batches
+  run across epoch boundaries.
+  """
+  seed = int(seed) % 2**32
+  ds = grain.MapDataset.source(source)[process_index::process_count]
+  ds = ds.shuffle(seed=seed).repeat()
+  fn = functools.partial(_train_example, scale_range=tuple(scale_range), flip=bool(flip))
+  ds = ds.random_map(fn, seed=(seed + 1) % 2**32)
+  return ds.batch(batch_size, drop_remainder=True).map(_float_batch)
+
+
+def create_train_iterator(data_config, global_batch_size: int, seed: int,
+                          process_index: int = 0, process_count: int = 1) -> TrainIterator:
+  """The resumable train iterator for this process (per-process batch)."""
+  batch = _per_process_batch(global_batch_size, process_count)
+  source = FaceSource(_train_builder(data_config), 'train')
+  ds = train_dataset(source, batch, seed, data_config.scale_range, data_config.flip,
+                     process_index, process_count)
+  it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=_READ_THREADS,
+                                               prefetch_buffer_size=4))
+  if data_config.num_workers > 0:
+    it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_config.num_workers))
+  return TrainIterator(it_ds)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+class EvalBatches:
+  """Fixed-order eval batches for one process, padded to full global batches.
+
+  Global batch b holds examples [b G, (b + 1) G); process p takes its slice
+  [b G + p B, b G + (p + 1) B). Padding repeats zeros with mask 0 and name ''.
+  LR comes from the source when it has one (paired folders), else degrade(hr).
+  """
+
+  def __init__(self, get: Callable[[int], Dict[str, Any]], num_examples: int,
+               global_batch_size: int, process_index: int, process_count: int):
+    self._get = get
+    self.num_examples = num_examples
+    self._global = global_batch_size
+    self._batch = _per_process_batch(global_batch_size, process_count)
+    self._offset = process_index * self._batch
+
+  def __len__(self) -> int:
+    return -(-self.num_examples // self._global)
+
+  def __iter__(self) -> Iterator[Batch]:
+    for b in range(len(self)):
+      start = b * self._global + self._offset
+      yield self._make(range(start, start + self._batch))
+
+  def _make(self, indices: range) -> Batch:
+    hr = np.zeros((len(indices), HR_SIZE, HR_SIZE, 3), np.uint8)
+    lr = np.zeros((len(indices), LR_SIZE, LR_SIZE, 3), np.uint8)
+    inp = np.zeros_like(hr)
+    mask = np.zeros((len(indices),), np.float32)
+    names = [''] * len(indices)
+    for row, i in enumerate(indices):
+      if i >= self.num_examples:
+        continue
+      ex = self._get(i)
+      hr[row] = ex['hr']
+      if 'lr' in ex:
+        lr[row], inp[row] = ex['lr'], upsample_lr(ex['lr'])
+      else:
+        lr[row], inp[row] = degrade(ex['hr'])
+      mask[row] = 1.0
+      names[row] = _text(ex['name'])
+    return {'input': to_float(inp), 'hr': to_float(hr), 'lr': to_float(lr),
+            'mask': mask, 'name': np.asarray(names, dtype=str)}
+
+
+def _text(name: Any) -> str:
+  return name.decode('utf-8') if isinstance(name, bytes) else str(name)
+
+
+def _load_paired_folder(hr_dir: str, lr_dir: str) -> List[Dict[str, Any]]:
+  """Every usable pair, in name order; bad pairs skipped under the 1% rule."""
+  examples, bad, total = [], [], 0
+  for name, make in paired_face_folder.iter_pairs(hr_dir, lr_dir or None):
+    total += 1
+    try:
+      examples.append(make())
+    except common.BadImageError as e:
+      bad.append({'file': name, 'reason': str(e)})
+  common.check_bad_fraction(f'eval folder {hr_dir}', bad, total,
+                            common.DEFAULT_MAX_BAD_FRACTION)
+  return examples
+
+
+def _eval_source(data_config) -> Sequence[Dict[str, Any]]:
+  if data_config.eval_hr_dir:
+    return _load_paired_folder(data_config.eval_hr_dir, data_config.eval_lr_dir)
+  if data_config.train_dir:
+    raise ValueError('data.train_dir has no test split: set data.eval_hr_dir '
+                     '(and data.eval_lr_dir) to a paired test folder for evaluation.')
+  return FaceSource(_builder(data_config, data_config.name, data_config.manual_dir), 'test')
+
+
+def _limit(data_config, n: int) -> int:
+  cap = data_config.eval_max_images
+  return min(n, cap) if cap and cap > 0 else n
+
+
+def num_eval_examples(data_config) -> int:
+  """Real (unpadded) eval images: the test set, capped by data.eval_max_images."""
+  return _limit(data_config, len(_eval_source(data_config)))
+
+
+def create_eval_batches(data_config, global_batch_size: int, process_index: int = 0,
+                        process_count: int = 1) -> EvalBatches:
+  """Fixed-order padded eval batches; `.num_examples` is the real image count."""
+  source = _eval_source(data_config)
+  n = _limit(data_config, len(source))
+  if n == 0:
+    raise ValueError('the eval set is empty (check data.eval_hr_dir / data.name test split)')
+  return EvalBatches(source.__getitem__, n, global_batch_size, process_index, process_count)
