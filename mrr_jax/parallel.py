@@ -43,13 +43,12 @@ def prefetch_to_device(batches: Iterable[Any], size: int = 2, with_extra: bool =
   with_extra: items are (batch, extra) pairs and come out as (device batch,
   extra), e.g. the input-iterator state that goes with each batch.
   """
-  devices = jax.local_devices()
+  sharding = device_axis_sharding(jax.local_devices())
   queue = collections.deque()
 
   def put(item):
     batch, extra = item if with_extra else (item, None)
-    on_device = jax.tree_util.tree_map(
-        lambda x: jax.device_put_sharded(list(x), devices), shard(batch))
+    on_device = jax.device_put(shard(batch), sharding)
     queue.append((on_device, extra) if with_extra else on_device)
 
   it = iter(batches)
@@ -61,9 +60,18 @@ def prefetch_to_device(batches: Iterable[Any], size: int = 2, with_extra: bool =
       put(batch)
 
 
+def device_axis_sharding(devices: Sequence[Any]) -> jax.sharding.NamedSharding:
+  """Leading axis split over `devices`: the layout pmap reads and writes."""
+  mesh = jax.sharding.Mesh(np.asarray(devices), ('devices',))
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('devices'))
+
+
 def replicate(tree: Any, devices: Optional[Sequence[Any]] = None) -> Any:
   """Copies a pytree onto every local device (leading device axis)."""
-  return jax.device_put_replicated(tree, devices or jax.local_devices())
+  devices = devices or jax.local_devices()
+  stacked = jax.tree_util.tree_map(
+      lambda x: np.broadcast_to(np.asarray(x), (len(devices),) + np.shape(x)), tree)
+  return jax.device_put(stacked, device_axis_sharding(devices))
 
 
 def unreplicate(tree: Any) -> Any:
