@@ -126,3 +126,106 @@ def test_against_scikit_image():
     assert abs(float(ssim_ours[i]) - want_ssim) < 1e-4
     assert abs(float(psnr_ours[i]) - want_psnr) < 1e-4
     assert 0.3 < want_ssim < 0.99
+
+
+# ---------------------------------------------------------------- LPIPS
+
+ALEX_CONVS = ((0, 64, 3, 11), (3, 192, 64, 5), (6, 384, 192, 3), (8, 256, 384, 3),
+              (10, 256, 256, 3))
+
+
+def _write_alex_weights(tmp_path, seed=0):
+  rng = np.random.default_rng(seed)
+  backbone = {}
+  for i, o, c, k in ALEX_CONVS:
+    backbone[f'features.{i}.weight'] = rng.normal(0, (2 / (c * k * k)) ** 0.5, (o, c, k, k))
+    backbone[f'features.{i}.bias'] = rng.normal(0, 0.1, (o,))
+  backbone['classifier.1.weight'] = np.zeros((4, 4))     # ignored, as in torchvision files.
+  linear = {f'lin{j}.model.1.weight': rng.uniform(0, 1, (1, o, 1, 1))
+            for j, (_, o, _, _) in enumerate(ALEX_CONVS)}
+  np.savez(tmp_path / 'alex_backbone.npz', **backbone)
+  np.savez(tmp_path / 'alex_lin.npz', **linear)
+  return backbone, linear
+
+
+def _np_conv_relu(x, w, b, stride, pad):
+  """Reference NCHW conv (cross-correlation, as torch) + ReLU in float64."""
+  x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+  k = w.shape[-1]
+  win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+  return np.maximum(np.einsum('nchwij,ocij->nohw', win, w) + b[None, :, None, None], 0)
+
+
+def _np_pool(x, k, s):
+  return np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s].max(
+      axis=(-1, -2))
+
+
+def _np_lpips_alex(backbone, linear, x, y):
+  """LPIPS v0.1 alex written from the lpips package's forward, NCHW numpy."""
+  shift = np.array([-.030, -.088, -.188])[None, :, None, None]
+  scale = np.array([.458, .448, .450])[None, :, None, None]
+
+  def taps(v):
+    v = (np.transpose(v, (0, 3, 1, 2)) - shift) / scale
+    out = []
+    for n, (i, _, _, k) in enumerate(ALEX_CONVS):
+      if n in (1, 2):
+        v = _np_pool(v, 3, 2)
+      stride, pad = (4, 2) if i == 0 else (1, k // 2)
+      v = _np_conv_relu(v, backbone[f'features.{i}.weight'], backbone[f'features.{i}.bias'],
+                        stride, pad)
+      out.append(v)
+    return out
+
+  total = 0
+  for j, (a, b) in enumerate(zip(taps(x), taps(y))):
+    a = a / (np.sqrt((a ** 2).sum(1, keepdims=True)) + 1e-10)
+    b = b / (np.sqrt((b ** 2).sum(1, keepdims=True)) + 1e-10)
+    lin = linear[f'lin{j}.model.1.weight'].reshape(1, -1, 1, 1)
+    total = total + ((a - b) ** 2 * lin).sum(1).mean(axis=(1, 2))
+  return total
+
+
+def test_lpips_alex_matches_numpy_reference(tmp_path):
+  from mrr_jax import lpips
+  backbone, linear = _write_alex_weights(tmp_path)
+  net, params = lpips.load(str(tmp_path / 'alex_backbone.npz'), str(tmp_path / 'alex_lin.npz'))
+  assert net == 'alex'
+  rng = np.random.default_rng(5)
+  x = rng.uniform(-1, 1, (2, 64, 64, 3))
+  y = np.clip(x + rng.normal(0, 0.2, x.shape), -1, 1)
+  got = np.asarray(lpips.distance(net, params, x.astype(np.float32), y.astype(np.float32)))
+  want = _np_lpips_alex(backbone, linear, x, y)
+  np.testing.assert_allclose(got, want, rtol=1e-4)
+  assert np.all(want > 0)
+  np.testing.assert_allclose(lpips.distance(net, params, x, x), [0, 0], atol=1e-6)
+
+
+def test_lpips_missing_and_mismatched_files(tmp_path):
+  from mrr_jax import lpips
+  _write_alex_weights(tmp_path)
+  with pytest.raises(lpips.LpipsWeightsError, match='nope.pth does not exist'):
+    lpips.load(str(tmp_path / 'nope.pth'), str(tmp_path / 'alex_lin.npz'))
+  np.savez(tmp_path / 'vgg_lin.npz', **{f'lin{j}.model.1.weight': np.ones((1, c, 1, 1))
+                                         for j, c in enumerate((64, 128, 256, 512, 512))})
+  with pytest.raises(lpips.LpipsWeightsError, match='lin1 has 128 channels but the alex'):
+    lpips.load(str(tmp_path / 'alex_backbone.npz'), str(tmp_path / 'vgg_lin.npz'))
+  with pytest.raises(lpips.LpipsWeightsError, match='not a torchvision AlexNet or VGG16'):
+    lpips.load(str(tmp_path / 'alex_lin.npz'), str(tmp_path / 'alex_lin.npz'))
+
+
+def test_pth_without_torch_names_pip_install(tmp_path, monkeypatch):
+  import builtins
+  from mrr_jax import torch_io
+  (tmp_path / 'w.pth').write_bytes(b'not really')
+  real_import = builtins.__import__
+
+  def no_torch(name, *args, **kwargs):
+    if name == 'torch':
+      raise ImportError('No module named torch')
+    return real_import(name, *args, **kwargs)
+
+  monkeypatch.setattr(builtins, '__import__', no_torch)
+  with pytest.raises(torch_io.StateDictError, match='pip install torch'):
+    torch_io.load_state_dict(str(tmp_path / 'w.pth'))
