@@ -30,19 +30,13 @@ from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
-from PIL import Image
 
-from mrr_jax import exported
 from mrr_jax import lpips
 from mrr_jax import metrics
+from mrr_jax import sr_io
 from mrr_jax import visualize
 
-HR_SIZE = 128
-LR_SIZE = 16
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
-BICUBIC = 'bicubic'
-
-
 class EvalError(ValueError):
   """Bad arguments or inputs that stop an evaluation as a whole."""
 
@@ -56,35 +50,6 @@ class Example:
 
 
 # ------------------------------------------------------------------ images
-
-
-def read_rgb(path: str) -> np.ndarray:
-  """HxWx3 uint8 RGB from any image file PIL reads; EvalError naming the file otherwise."""
-  try:
-    with Image.open(path) as im:
-      return np.asarray(im.convert('RGB'), np.uint8)
-  except Exception as e:  # PIL raises many unrelated types on corrupt files.
-    raise EvalError(f'cannot read image {path}: {e}') from e
-
-
-def resize_bicubic(image: np.ndarray, size: int) -> np.ndarray:
-  """PIL bicubic resize of an HxWx3 uint8 image to size x size."""
-  return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC), np.uint8)
-
-
-def _degrade(hr: np.ndarray) -> np.ndarray:
-  """The 16x16 LR of a 128x128 HR, made as training makes it (PIL bicubic 128->16)."""
-  return resize_bicubic(hr, LR_SIZE)
-
-
-def upsample_lr(lr: np.ndarray) -> np.ndarray:
-  """The network input's pixels: PIL bicubic 16->128, uint8 (also the bicubic baseline)."""
-  return resize_bicubic(lr, HR_SIZE)
-
-
-def to_model_input(pixels: jax.Array) -> jax.Array:
-  """uint8-valued pixels -> [-1, 1] as training feeds them (ToTensor, Normalize(0.5, 0.5))."""
-  return (jnp.asarray(pixels, jnp.float32) / 255.0 - 0.5) / 0.5
 
 
 def list_images(folder: str, what: str) -> Tuple[Dict[str, str], List[Dict[str, str]]]:
@@ -124,60 +89,30 @@ def folder_examples(hr_dir: str, lr_dir: Optional[str],
     raise EvalError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) in HR directory {hr_dir}')
   names = sorted(hr_files)
 
-  def load(name: str) -> Optional[Example]:
-    hr = read_rgb(hr_files[name])
-    if hr.shape[:2] != (HR_SIZE, HR_SIZE):
-      raise EvalError(f'HR {hr_files[name]} is {hr.shape[1]}x{hr.shape[0]}, not {HR_SIZE}x{HR_SIZE}')
+  def load(name: str) -> Example:
+    hr = sr_io.read_rgb(hr_files[name])
+    if hr.shape[:2] != (sr_io.HR_SIZE, sr_io.HR_SIZE):
+      raise EvalError(f'HR {hr_files[name]} is {hr.shape[1]}x{hr.shape[0]}, '
+                      f'not {sr_io.HR_SIZE}x{sr_io.HR_SIZE}')
     if not lr_dir:
-      return Example(name, hr, _degrade(hr))
+      return Example(name, hr, sr_io.degrade(hr))
     if name not in lr_files:
       raise EvalError(f'no LR image named {name}.* in {lr_dir}')
-    lr = read_rgb(lr_files[name])
-    if lr.shape[:2] != (LR_SIZE, LR_SIZE):
-      raise EvalError(f'LR {lr_files[name]} is {lr.shape[1]}x{lr.shape[0]}, not {LR_SIZE}x{LR_SIZE}')
+    lr = sr_io.read_rgb(lr_files[name])
+    if lr.shape[:2] != (sr_io.LR_SIZE, sr_io.LR_SIZE):
+      raise EvalError(f'LR {lr_files[name]} is {lr.shape[1]}x{lr.shape[0]}, '
+                      f'not {sr_io.LR_SIZE}x{sr_io.LR_SIZE}')
     return Example(name, hr, lr)
 
   def generate() -> Iterator[Example]:
     for name in names:
       try:
         yield load(name)
-      except EvalError as e:
+      except (EvalError, sr_io.ImageError) as e:
         logging.warning('skipping %s: %s', name, e)
         skipped.append({'name': os.path.basename(hr_files[name]), 'reason': str(e)})
 
   return len(names), generate()
-
-
-# ------------------------------------------------------------------ model
-
-
-def load_model(model: str):
-  """(MRRNet or None for bicubic, params, metadata) from --model."""
-  if model == BICUBIC:
-    return None, {}, {}
-  try:
-    return exported.load_generator(model)
-  except exported.ExportError as e:
-    raise EvalError(f'--model {model}: {e}') from e
-
-
-def super_resolve(generator, params, pixels: jax.Array, quantize: str = 'round') -> jax.Array:
-  """SR pixel values in [0, 255] from the bicubic-upsampled LR pixels ([N, 128, 128, 3]).
-
-  The bicubic baseline is those pixels themselves, already uint8.
-  """
-  if generator is None:
-    return jnp.asarray(pixels, jnp.float32)
-  return metrics.quantize(generator.apply({'params': params}, to_model_input(pixels)), quantize)
-
-
-def attention_maps(generator, params, pixels: jax.Array) -> List[Tuple[str, jax.Array]]:
-  """[(block name, [N, h, w, 1] map)] in forward order, from the 'intermediates' collection."""
-  _, state = generator.apply({'params': params}, to_model_input(pixels), mutable=['intermediates'])
-  maps = [(name, v['att_map'][0]) for name, v in state['intermediates'].items() if 'att_map' in v]
-  order = {'encoder': 0, 'res_layers': 1, 'decoder': 2}
-  key = lambda item: (order[item[0].rsplit('_', 1)[0]], int(item[0].rsplit('_', 1)[1]))
-  return sorted(maps, key=key)
 
 
 # ------------------------------------------------------------------ scoring
@@ -187,7 +122,7 @@ def _score_fn(generator, lpips_net: Optional[str], channel: str, border: int, qu
   """Jitted (params, lpips params, LR-up pixels, HR pixels) -> per-image results."""
 
   def score(params, lpips_params, up, hr):
-    sr = super_resolve(generator, params, up, quantize)
+    sr = sr_io.super_resolve(generator, params, up, quantize)
     hr = jnp.asarray(hr, jnp.float32)
     out = {'sr': jnp.round(sr).astype(jnp.uint8)}
     out['psnr'], out['ssim'] = metrics.psnr_ssim(sr, hr, channel, border)
@@ -211,7 +146,7 @@ def _batched(examples: Iterable[Example], size: int) -> Iterator[List[Example]]:
 
 def _padded(batch: List[Example], size: int) -> Dict[str, np.ndarray]:
   """Stacks a batch and pads it with zero images to `size` (results of pads are dropped)."""
-  up = np.stack([upsample_lr(ex.lr) for ex in batch])
+  up = np.stack([sr_io.upsample_lr(ex.lr) for ex in batch])
   hr = np.stack([ex.hr for ex in batch])
   pad = size - len(batch)
   if pad:
@@ -239,7 +174,7 @@ def evaluate_examples(generator, params, examples: Iterable[Example], total: int
   score = _score_fn(generator, lpips_net, channel, crop_border, quantize)
   rep_params = jax.device_put(params, replicated)
   rep_lpips = jax.device_put(lpips_params, replicated)
-  att_fn = jax.jit(lambda p, x: attention_maps(generator, p, x))
+  att_fn = jax.jit(lambda p, x: sr_io.attention_maps(generator, p, x))
   with_attention = generator is not None and generator.attention != 'none'
   rows, pictures = [], {'bicubic': [], 'sr': [], 'hr': [], 'maps': []}
   done = 0
@@ -259,8 +194,8 @@ def evaluate_examples(generator, params, examples: Iterable[Example], total: int
       pictures['hr'].extend(arrays['hr'][take])
       if with_attention:
         maps = att_fn(params, arrays['up'][take])
-        pictures['maps'].append([np.asarray(m) for _, m in maps])
-        pictures['map_names'] = [n for n, _ in maps]
+        pictures['map_names'] = sr_io.forward_order(maps)
+        pictures['maps'].append([np.asarray(maps[n]) for n in pictures['map_names']])
     done += len(batch)
     logging.info('scored %d / %d images', done, total)
   if save_dir and pictures['sr']:
@@ -337,9 +272,9 @@ def _check_options(crop_border: int, channel: str, quantize: str) -> None:
     raise EvalError(f'--channel must be one of {metrics.CHANNELS}, got {channel!r}')
   if quantize not in metrics.QUANTIZE_MODES:
     raise EvalError(f'--quantize must be one of {metrics.QUANTIZE_MODES}, got {quantize!r}')
-  if crop_border < 0 or HR_SIZE - 2 * crop_border < metrics.SSIM_WINDOW:
+  if crop_border < 0 or sr_io.HR_SIZE - 2 * crop_border < metrics.SSIM_WINDOW:
     raise EvalError(f'--crop_border {crop_border} leaves less than an SSIM window of a '
-                    f'{HR_SIZE}x{HR_SIZE} image')
+                    f'{sr_io.HR_SIZE}x{sr_io.HR_SIZE} image')
 
 
 def _load_lpips(backbone: Optional[str], linear: Optional[str]):
@@ -366,7 +301,10 @@ def run(model: str, hr_dir: str, lr_dir: Optional[str] = None, save_dir: Optiona
   """
   _check_options(crop_border, channel, quantize)
   lpips_weights = _load_lpips(lpips_backbone, lpips_linear)
-  generator, params, metadata = load_model(model)
+  try:
+    generator, params, metadata = sr_io.load_model(model)
+  except sr_io.ImageError as e:
+    raise EvalError(str(e)) from e
   skipped = []
   total, examples = folder_examples(hr_dir, lr_dir, skipped)
   scored = evaluate_examples(generator, params, examples, total, batch_size, lpips_weights,
@@ -386,36 +324,49 @@ def run(model: str, hr_dir: str, lr_dir: Optional[str] = None, save_dir: Optiona
   return result
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string('model', None, 'Generator export directory, or "bicubic" for the baseline.')
-flags.DEFINE_string('hr_dir', None, 'Folder of 128x128 HR images.')
-flags.DEFINE_string('lr_dir', None, 'Folder of 16x16 LR images with the HR names; '
-                    'default: LR made from HR as in training.')
-flags.DEFINE_string('save_dir', None, 'Writes sr/<name>.png, comparison.png, attention.png here.')
-flags.DEFINE_string('json', None, 'Writes the result (means, per-image rows, skips) here.')
-flags.DEFINE_integer('batch_size', 16, 'Images per step over all local devices.')
-flags.DEFINE_string('lpips_backbone', None, 'torchvision AlexNet/VGG16 state_dict (.pth or .npz).')
-flags.DEFINE_string('lpips_linear', None, 'LPIPS linear layers: alex.pth/vgg.pth of the lpips package.')
-flags.DEFINE_integer('crop_border', 8, 'Pixels cropped from each side before PSNR/SSIM (0 = none).')
-flags.DEFINE_enum('channel', 'y', metrics.CHANNELS, 'Score the Y channel (DIC) or RGB.')
-flags.DEFINE_enum('quantize', 'round', metrics.QUANTIZE_MODES,
-                  'How SR outputs become pixel values before scoring (round = saved PNG).')
-flags.DEFINE_integer('num_pictures', 16, 'Images shown in comparison.png / attention.png.')
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
+  """Declares the CLI flags on `fv` (called, not imported, so CLIs can share a process)."""
+  flags.DEFINE_string('model', None, 'Generator export directory, or "bicubic".', flag_values=fv)
+  flags.DEFINE_string('hr_dir', None, 'Folder of 128x128 HR images.', flag_values=fv)
+  flags.DEFINE_string('lr_dir', None, 'Folder of 16x16 LR images named as the HR ones '
+                      '(default: LR made from HR as in training).', flag_values=fv)
+  flags.DEFINE_string('save_dir', None, 'Writes sr/<name>.png, comparison.png and '
+                      'attention.png here.', flag_values=fv)
+  flags.DEFINE_string('json', None, 'Writes the result (means, per-image rows, skips) here.',
+                      flag_values=fv)
+  flags.DEFINE_integer('batch_size', 16, 'Images per step over all local devices.',
+                       flag_values=fv)
+  flags.DEFINE_string('lpips_backbone', None, 'torchvision AlexNet/VGG16 weights (.pth/.npz).',
+                      flag_values=fv)
+  flags.DEFINE_string('lpips_linear', None, 'LPIPS heads: alex.pth/vgg.pth of the lpips package.',
+                      flag_values=fv)
+  flags.DEFINE_integer('crop_border', 8, 'Pixels cropped from each side (0 = none).',
+                       flag_values=fv)
+  flags.DEFINE_enum('channel', 'y', metrics.CHANNELS, 'Score the Y channel (DIC) or RGB.',
+                    flag_values=fv)
+  flags.DEFINE_enum('quantize', 'round', metrics.QUANTIZE_MODES,
+                    'How SR outputs become pixel values (round = as saved to PNG).',
+                    flag_values=fv)
+  flags.DEFINE_integer('num_pictures', 16, 'Images shown in comparison.png and attention.png.',
+                       flag_values=fv)
+  return fv
 
 
-def main(argv: Sequence[str]) -> None:
+def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> None:
+  """The CLI: prints the table; exits non-zero with the reason when nothing was scored."""
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if not FLAGS.model or not FLAGS.hr_dir:
+  if not fv.model or not fv.hr_dir:
     raise app.UsageError('--model and --hr_dir are required')
   try:
-    result = run(FLAGS.model, FLAGS.hr_dir, FLAGS.lr_dir, FLAGS.save_dir, FLAGS.json,
-                 FLAGS.batch_size, FLAGS.lpips_backbone, FLAGS.lpips_linear, FLAGS.crop_border,
-                 FLAGS.channel, FLAGS.quantize, FLAGS.num_pictures)
+    result = run(fv.model, fv.hr_dir, fv.lr_dir, fv.save_dir, fv.json, fv.batch_size,
+                 fv.lpips_backbone, fv.lpips_linear, fv.crop_border, fv.channel, fv.quantize,
+                 fv.num_pictures)
   except EvalError as e:
     sys.exit(f'error: {e}')
   print(format_table(result))
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
