@@ -174,7 +174,6 @@ def evaluate_examples(generator, params, examples: Iterable[Example], total: int
   score = _score_fn(generator, lpips_net, channel, crop_border, quantize)
   rep_params = jax.device_put(params, replicated)
   rep_lpips = jax.device_put(lpips_params, replicated)
-  att_fn = jax.jit(lambda p, x: sr_io.attention_maps(generator, p, x))
   with_attention = generator is not None and generator.attention != 'none'
   rows, pictures = [], {'bicubic': [], 'sr': [], 'hr': [], 'maps': []}
   done = 0
@@ -193,7 +192,8 @@ def evaluate_examples(generator, params, examples: Iterable[Example], total: int
       pictures['sr'].extend(out['sr'][take])
       pictures['hr'].extend(arrays['hr'][take])
       if with_attention:
-        maps = att_fn(params, arrays['up'][take])
+        # Op by op: a few images once, not worth a second compilation.
+        maps = sr_io.attention_maps(generator, params, arrays['up'][take])
         pictures['map_names'] = sr_io.forward_order(maps)
         pictures['maps'].append([np.asarray(maps[n]) for n in pictures['map_names']])
     done += len(batch)

@@ -39,6 +39,8 @@ def _read_lr(path: str, warnings: List[str]) -> np.ndarray:
 
 def run(model: str, input_dir: str, output_dir: str, batch_size: int = 16) -> Dict[str, Any]:
   """Writes output_dir/<name>.png for every readable input; returns written/skipped/warnings."""
+  if batch_size <= 0:
+    raise InferError(f'--batch_size must be positive, got {batch_size}')
   if not os.path.isdir(input_dir):
     raise InferError(f'input directory {input_dir} does not exist')
   try:
@@ -55,7 +57,9 @@ def run(model: str, input_dir: str, output_dir: str, batch_size: int = 16) -> Di
 
   def flush():
     pixels = np.stack([sr_io.upsample_lr(lr) for _, lr in batch])
-    sr = np.asarray(sr_fn(params, pixels)).astype(np.uint8)
+    # Pad the last batch to full size: one compiled shape for the whole folder.
+    pad = np.zeros((batch_size - len(batch),) + pixels.shape[1:], np.uint8)
+    sr = np.asarray(sr_fn(params, np.concatenate([pixels, pad]))).astype(np.uint8)
     for (out_name, _), image in zip(batch, sr):
       visualize.save_png(os.path.join(output_dir, out_name), image)
       written.append(out_name)

@@ -2,6 +2,7 @@
 import os
 
 from absl import flags
+import flax
 import jax
 import numpy as np
 import pytest
@@ -21,10 +22,23 @@ def _cli_flags(**values):
   return fv
 
 
+def _random_params(model, seed):
+  """Random params of the right shapes, drawn in numpy (model.init compiles for ~40 s on CPU)."""
+  rng = np.random.default_rng(seed)
+  flat = {}
+  for path, shape in exported.param_shapes(model).items():
+    if path[-1] == 'kernel':
+      value = rng.normal(0, 0.5 * (2 / np.prod(shape[:-1])) ** 0.5, shape)
+    else:  # conv biases, InstanceNorm scale/bias.
+      value = (1.0 if path[-1] == 'scale' else 0.0) + 0.1 * rng.normal(size=shape)
+    flat[path] = value.astype(np.float32)
+  return flax.traverse_util.unflatten_dict(flat)
+
+
 @pytest.fixture(scope='module')
 def tiny_export(tmp_path_factory):
   model = MRRNet(base_channels=8, max_channels=16, num_down=3, num_res=1)
-  params = model.init(jax.random.PRNGKey(1), np.zeros((1, 128, 128, 3), np.float32))['params']
+  params = _random_params(model, seed=1)
   path = str(tmp_path_factory.mktemp('export') / 'tiny')
   exported.save_generator(path, model, params)
   return path, model, params
