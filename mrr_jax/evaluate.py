@@ -18,7 +18,6 @@ status is non-zero only when nothing could be scored.
 """
 import dataclasses
 import json
-import math
 import os
 import sys
 import tempfile
@@ -108,7 +107,7 @@ def folder_examples(hr_dir: str, lr_dir: Optional[str],
     for name in names:
       try:
         yield load(name)
-      except (EvalError, sr_io.ImageError) as e:
+      except (EvalError, sr_io.InputError) as e:
         logging.warning('skipping %s: %s', name, e)
         skipped.append({'name': os.path.basename(hr_files[name]), 'reason': str(e)})
 
@@ -303,7 +302,7 @@ def run(model: str, hr_dir: str, lr_dir: Optional[str] = None, save_dir: Optiona
   lpips_weights = _load_lpips(lpips_backbone, lpips_linear)
   try:
     generator, params, metadata = sr_io.load_model(model)
-  except sr_io.ImageError as e:
+  except sr_io.InputError as e:
     raise EvalError(str(e)) from e
   skipped = []
   total, examples = folder_examples(hr_dir, lr_dir, skipped)

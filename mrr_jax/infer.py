@@ -45,7 +45,7 @@ def run(model: str, input_dir: str, output_dir: str, batch_size: int = 16) -> Di
     raise InferError(f'input directory {input_dir} does not exist')
   try:
     generator, params, _ = sr_io.load_model(model)
-  except sr_io.ImageError as e:
+  except sr_io.InputError as e:
     raise InferError(str(e)) from e
   if generator is None:
     raise InferError('--model must be a generator export directory')
@@ -72,7 +72,7 @@ def run(model: str, input_dir: str, output_dir: str, batch_size: int = 16) -> Di
       continue
     try:
       lr = _read_lr(os.path.join(input_dir, fname), warnings)
-    except sr_io.ImageError as e:
+    except sr_io.InputError as e:
       logging.warning('skipping %s: %s', fname, e)
       skipped.append({'name': fname, 'reason': str(e)})
       continue

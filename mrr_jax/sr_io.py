@@ -18,17 +18,17 @@ LR_SIZE = 16
 BICUBIC = 'bicubic'
 
 
-class ImageError(ValueError):
+class InputError(ValueError):
   """An unreadable image file or a model argument that cannot be loaded."""
 
 
 def read_rgb(path: str) -> np.ndarray:
-  """HxWx3 uint8 RGB from any image file PIL reads; ImageError naming the file otherwise."""
+  """HxWx3 uint8 RGB from any image file PIL reads; InputError naming the file otherwise."""
   try:
     with Image.open(path) as im:
       return np.asarray(im.convert('RGB'), np.uint8)
   except Exception as e:  # PIL raises many unrelated types on corrupt files.
-    raise ImageError(f'cannot read image {path}: {e}') from e
+    raise InputError(f'cannot read image {path}: {e}') from e
 
 
 def resize_bicubic(image: np.ndarray, size: int) -> np.ndarray:
@@ -58,7 +58,7 @@ def load_model(model: str):
   try:
     return exported.load_generator(model)
   except exported.ExportError as e:
-    raise ImageError(f'--model {model}: {e}') from e
+    raise InputError(f'--model {model}: {e}') from e
 
 
 def super_resolve(generator, params, pixels: jax.Array, quantize: str = 'round') -> jax.Array:

@@ -1,11 +1,9 @@
 """evaluate: export round trip, bicubic on the dev set, LPIPS wiring, bad input."""
 import json
-import math
 import os
 
 from absl import flags
 import flax
-import jax
 import numpy as np
 import pytest
 from PIL import Image

@@ -3,7 +3,6 @@ import os
 
 from absl import flags
 import flax
-import jax
 import numpy as np
 import pytest
 from PIL import Image
