@@ -74,7 +74,7 @@ def bench_train(config):
   parallel.check_batch_size(config.batch_size)
   generator, discriminator = train.build_models(config)
   g_tx, d_tx, _ = train.make_optimizers(config, steps_per_epoch=1000)
-  state = train.init_state(config, generator, discriminator, g_tx, d_tx, jax.random.PRNGKey(0))
+  state = train.init_state(config, generator, discriminator, g_tx, d_tx, 0)
   vgg_params, mode = train.load_vgg(config) if config.phase == 'gan' else (None, 'torch')
   step_fn = train.make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg_params, mode)
   holder = {'state': parallel.replicate(state)}
@@ -91,9 +91,10 @@ def bench_train(config):
 
 def bench_infer(config):
   from mrr_jax import parallel, train  # pylint: disable=g-import-not-at-top
+  from mrr_jax.models import init as model_init  # pylint: disable=g-import-not-at-top
   parallel.check_batch_size(config.batch_size)
   generator, _ = train.build_models(config)
-  params = jax.jit(generator.init)(jax.random.PRNGKey(0), jnp.zeros((1, 128, 128, 3)))['params']
+  params = model_init.init_generator(generator, 0)
   params = parallel.replicate(params)
   predict = jax.pmap(lambda p, x: generator.apply({'params': p}, x))
   x = jnp.asarray(parallel.shard(_synthetic_batch(config.batch_size))['input'])

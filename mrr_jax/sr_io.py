@@ -11,10 +11,11 @@ import numpy as np
 from PIL import Image
 
 from mrr_jax import exported
+from mrr_jax import input_pipeline
 from mrr_jax import metrics
 
-HR_SIZE = 128
-LR_SIZE = 16
+HR_SIZE = input_pipeline.HR_SIZE
+LR_SIZE = input_pipeline.LR_SIZE
 BICUBIC = 'bicubic'
 
 
@@ -37,18 +38,17 @@ def resize_bicubic(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def degrade(hr: np.ndarray) -> np.ndarray:
-  """The 16x16 LR of a 128x128 HR, made as training makes it (PIL bicubic 128->16)."""
-  return resize_bicubic(hr, LR_SIZE)
+  """The 16x16 LR of a 128x128 HR, made exactly as training makes it."""
+  return input_pipeline.degrade(hr)[0]
 
 
-def upsample_lr(lr: np.ndarray) -> np.ndarray:
-  """The network input's pixels: PIL bicubic 16->128, uint8 (also the bicubic baseline)."""
-  return resize_bicubic(lr, HR_SIZE)
+# The network input's pixels (PIL bicubic 16->128), also the bicubic baseline.
+upsample_lr = input_pipeline.upsample_lr
 
 
 def to_model_input(pixels: jax.Array) -> jax.Array:
   """uint8-valued pixels -> [-1, 1] as training feeds them (ToTensor, Normalize(0.5, 0.5))."""
-  return (jnp.asarray(pixels, jnp.float32) / 255.0 - 0.5) / 0.5
+  return jnp.asarray(pixels, jnp.float32) / 127.5 - 1.0
 
 
 def load_model(model: str):

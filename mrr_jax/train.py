@@ -23,6 +23,7 @@ import orbax.checkpoint as ocp
 
 from mrr_jax import exported, input_pipeline, losses, parallel, vgg_weights
 from mrr_jax.models import Discriminator, MRRNet, VGG19Features
+from mrr_jax.models import init as model_init
 
 AXIS = 'batch'
 
@@ -45,8 +46,15 @@ class TrainState:
   ema_params: Any        # {} unless config.ema_decay > 0.
 
 
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16,
+                  'float64': jnp.float64}  # float64: numerics checks under jax x64 only.
+
+
 def compute_dtype(config) -> Any:
-  return {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}[config.compute_dtype]
+  if config.compute_dtype not in COMPUTE_DTYPES:
+    raise TrainingError(f'config.compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, '
+                        f'got {config.compute_dtype!r}')
+  return COMPUTE_DTYPES[config.compute_dtype]
 
 
 def build_models(config) -> Tuple[MRRNet, Discriminator]:
@@ -68,14 +76,11 @@ def make_optimizers(config, steps_per_epoch: int):
   return adam(g_schedule), adam(config.d_lr), g_schedule
 
 
-def init_state(config, generator, discriminator, g_tx, d_tx, rng) -> TrainState:
-  g_rng, d_rng = jax.random.split(rng)
-  x = jnp.zeros((1, 128, 128, 3), jnp.float32)
-  g_params = jax.jit(generator.init)(g_rng, x)['params']
+def init_state(config, generator, discriminator, g_tx, d_tx, seed: int) -> TrainState:
+  g_params = model_init.init_generator(generator, seed)
   d_params, spectral = {}, {}
   if config.phase == 'gan':
-    d_vars = jax.jit(discriminator.init)(d_rng, x)
-    d_params, spectral = d_vars['params'], d_vars['spectral']
+    d_params, spectral = model_init.init_discriminator(discriminator, seed + 1)
   return TrainState(
       step=jnp.asarray(0, jnp.int32), g_params=g_params, g_opt_state=g_tx.init(g_params),
       d_params=d_params, d_opt_state=d_tx.init(d_params) if d_params else {},
@@ -116,8 +121,7 @@ def load_vgg(config) -> Tuple[Dict[str, Any], str]:
     except vgg_weights.VGGWeightsError as e:
       raise TrainingError(str(e)) from e
   logging.warning('using a RANDOM VGG19 (config.allow_random_vgg): for tests and timing only')
-  params = jax.jit(VGG19Features().init)(jax.random.PRNGKey(0), jnp.zeros((1, 224, 224, 3)))
-  return params['params'], 'torch'
+  return model_init.init_vgg19_random(VGG19Features(), seed=0), 'torch'
 
 
 # ----------------------------------------------------------------------------
@@ -358,7 +362,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   g_tx, d_tx, g_schedule = make_optimizers(config, steps_per_epoch)
 
   vgg_params, pcp_mode = (load_vgg(config) if config.phase == 'gan' else (None, 'torch'))
-  state = init_state(config, generator, discriminator, g_tx, d_tx, jax.random.PRNGKey(config.seed))
+  state = init_state(config, generator, discriminator, g_tx, d_tx, config.seed)
   mngr = checkpoint_manager(workdir, config)
   holder = _IteratorStateHolder(train_iter)
   if mngr.latest_step() is not None:

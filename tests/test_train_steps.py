@@ -19,11 +19,20 @@ def _batches(n, batch_size, seed=0):
 
 
 def _run(config, num_devices, batches):
+  # Adam's first update is lr * g / (|g| + eps): for the few params whose true
+  # gradient is at float32 rounding level (encoder_0's bias, ~2e-8, reaches
+  # the loss only through a shortcut), summing the batch in another order
+  # flips that update by up to 2 * lr. The gradients themselves agree to 1e-8;
+  # a larger eps keeps those noise-level gradients from being amplified.
+  config.adam_eps = 1e-4
   devices = jax.local_devices()[:num_devices]
   generator, discriminator = train.build_models(config)
   g_tx, d_tx, _ = train.make_optimizers(config, steps_per_epoch=100)
-  state = train.init_state(config, generator, discriminator, g_tx, d_tx, jax.random.PRNGKey(0))
+  state = train.init_state(config, generator, discriminator, g_tx, d_tx, 0)
   vgg, mode = train.load_vgg(config) if config.phase == 'gan' else (None, 'torch')
+  if config.compute_dtype == 'float64':
+    as64 = lambda tree: jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), tree)
+    state, vgg, batches = as64(state), as64(vgg), as64(batches)
   step = train.make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg, mode, devices)
   state = parallel.replicate(state, devices)
   history = []
@@ -43,8 +52,14 @@ def _assert_trees_close(a, b, atol):
 def test_four_devices_equal_one(phase):
   config = (mrrnet if phase == 'l1' else mrrgan).get_config('tiny')
   batches = _batches(2, config.batch_size)
-  one, hist_one = _run(config, 1, batches)
-  four, hist_four = _run(config, 4, batches)
+  if phase == 'gan':
+    # VGG19's ReLU/max-pool near-ties flip between batch layouts in float32
+    # (GOLDEN.md: the perceptual gradient is inherently loose there), so the
+    # GAN phase is compared in float64, where the two runs must agree.
+    config.compute_dtype = 'float64'
+  with jax.enable_x64(phase == 'gan'):
+    one, hist_one = _run(config, 1, batches)
+    four, hist_four = _run(config, 4, batches)
   assert int(one.step) == int(four.step) == 2
   _assert_trees_close(one.g_params, four.g_params, 1e-5)
   if phase == 'gan':
@@ -56,7 +71,7 @@ def test_four_devices_equal_one(phase):
   np.testing.assert_allclose(hist_one[1]['l1'], hist_four[1]['l1'], rtol=1e-5)
   # And the step changed something: params moved away from init.
   init = train.init_state(config, *train.build_models(config),
-                          *train.make_optimizers(config, 100)[:2], jax.random.PRNGKey(0))
+                          *train.make_optimizers(config, 100)[:2], 0)
   moved = max(float(np.max(np.abs(a - b))) for a, b in zip(
       jax.tree_util.tree_leaves(one.g_params), jax.tree_util.tree_leaves(init.g_params)))
   assert moved > 1e-5
@@ -68,7 +83,7 @@ def test_l1_step_loss_is_hand_computable():
   batches = _batches(1, config.batch_size, seed=3)
   generator, _ = train.build_models(config)
   g_tx, d_tx, _ = train.make_optimizers(config, 100)
-  init = train.init_state(config, generator, None, g_tx, d_tx, jax.random.PRNGKey(0))
+  init = train.init_state(config, generator, None, g_tx, d_tx, 0)
   sr = generator.apply({'params': init.g_params}, batches[0]['input'])
   want = float(np.mean(np.abs(np.asarray(sr) - batches[0]['hr'])))
   _, hist = _run(config, 4, batches)
