@@ -296,16 +296,18 @@ def train_dataset(source: Sequence[Dict[str, Any]], batch_size: int, seed: int,
                   process_index: int = 0, process_count: int = 1) -> grain.MapDataset:
   """Batches of augmented examples from a random-access source of {'hr': uint8}.
 
-  The shard is every process_count-th example from process_index, so shards
-  are disjoint; each epoch is reshuffled (seeded by seed and epoch), batches
-  run across epoch boundaries.
+  One global order for every topology: the whole source is shuffled (seeded by
+  seed and epoch; batches run across epoch boundaries) and augmented by
+  element index, then cut into per-process batches of `batch_size`, process p
+  taking batches p, p + P, p + 2P, ... So P processes together see exactly
+  the global batches one process would, and their shards are disjoint.
   """
   seed = int(seed) % 2**32
-  ds = grain.MapDataset.source(source)[process_index::process_count]
-  ds = ds.shuffle(seed=seed).repeat()
+  ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
   fn = functools.partial(_train_example, scale_range=tuple(scale_range), flip=bool(flip))
   ds = ds.random_map(fn, seed=(seed + 1) % 2**32)
-  return ds.batch(batch_size, drop_remainder=True).map(_float_batch)
+  ds = ds.batch(batch_size, drop_remainder=True)[process_index::process_count]
+  return ds.map(_float_batch)
 
 
 def create_train_iterator(data_config, global_batch_size: int, seed: int,

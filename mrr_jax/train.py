@@ -5,6 +5,7 @@ devices with axis_name='batch'. The GAN iteration is the authors': a G step on
 SR = G(LR), then a D step on SR recomputed with the updated G (ARCH.md).
 """
 import functools
+import json
 import os
 import signal
 import time
@@ -21,7 +22,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from mrr_jax import exported, input_pipeline, losses, parallel, vgg_weights
+from mrr_jax import exported, input_pipeline, losses, parallel, sr_io, vgg_weights, visualize
 from mrr_jax.models import Discriminator, MRRNet, VGG19Features
 from mrr_jax.models import init as model_init
 
@@ -256,18 +257,25 @@ def make_predict_fn(generator):
 # ----------------------------------------------------------------------------
 class _IteratorStateHolder:
   """What the grain checkpoint handler saves: the input position of the last
-  batch the model consumed (the host iterator runs ahead because of prefetch)."""
+  batch the model consumed (the host iterator runs ahead because of prefetch).
+
+  grain's handler stores a non-grain iterator's state as bytes (one JSON file
+  per process) and calls start_prefetch() after restoring.
+  """
 
   def __init__(self, iterator):
     self.iterator = iterator
     self.state = iterator.get_state()
 
-  def get_state(self):
-    return self.state
+  def get_state(self) -> bytes:
+    return json.dumps(self.state).encode()
 
-  def set_state(self, state):
-    self.iterator.set_state(state)
-    self.state = state
+  def set_state(self, state: bytes) -> None:
+    self.state = json.loads(state)
+    self.iterator.set_state(self.state)
+
+  def start_prefetch(self) -> None:
+    pass
 
 
 def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -324,18 +332,18 @@ class _Preemption:
     signal.signal(signal.SIGTERM, self._previous)
 
 
-def _image_summaries(config, generator, params, batch) -> Dict[str, np.ndarray]:
-  """bicubic input | SR | HR grid and attention maps of the first images, uint8."""
-  from mrr_jax import visualize  # pylint: disable=g-import-not-at-top
+def _image_summaries(generator, params, batch) -> Dict[str, np.ndarray]:
+  """bicubic input | SR | HR rows and the attention maps of the first images, uint8."""
   n = min(4, batch['input'].shape[0])
-  x = jnp.asarray(batch['input'][:n])
-  sr, inter = generator.apply({'params': params}, x, mutable=['intermediates'])
-  grid = visualize.comparison_grid(np.asarray(batch['input'][:n]), [np.asarray(sr)],
-                                   np.asarray(batch['hr'][:n]))
-  out = {'samples': grid[None]}
-  maps = {k: np.asarray(v['att_map'][0]) for k, v in inter.get('intermediates', {}).items()}
-  if maps:
-    out['attention'] = visualize.attention_panel(np.asarray(batch['input'][:n]), maps)[None]
+  sr, inter = generator.apply({'params': params}, jnp.asarray(batch['input'][:n]),
+                              mutable=['intermediates'])
+  bicubic, sr, hr = (visualize.to_uint8(np.asarray(x)) for x in
+                     (batch['input'][:n], sr, batch['hr'][:n]))
+  out = {'samples': visualize.comparison_grid([bicubic, sr, hr], ['bicubic', 'SR', 'HR'])[None]}
+  blocks = sr_io.forward_order(inter.get('intermediates', {}))
+  if blocks:
+    maps = [np.asarray(inter['intermediates'][b]['att_map'][0]) for b in blocks]
+    out['attention'] = visualize.tile_grid(visualize.attention_rows(bicubic, sr, maps))[None]
   return out
 
 
@@ -408,7 +416,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       if config.image_every_steps and step % config.image_every_steps == 0 and process == 0:
         params = parallel.unreplicate(state.ema_params if config.ema_decay > 0 else state.g_params)
         host_batch = jax.tree_util.tree_map(lambda x: np.asarray(x[0]), last_batch)
-        writer.write_images(step, _image_summaries(config, generator, params, host_batch))
+        writer.write_images(step, _image_summaries(generator, params, host_batch))
       if evaluate_fn and config.eval_every_steps and step % config.eval_every_steps == 0:
         params = parallel.unreplicate(state.ema_params if config.ema_decay > 0 else state.g_params)
         writer.write_scalars(step, {f'eval_{k}': v for k, v in evaluate_fn(params).items()})
