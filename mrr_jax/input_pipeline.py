@@ -24,9 +24,9 @@ do not race.
 """
 import functools
 import math
-import os
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from absl import flags
 import grain
 import numpy as np
 from PIL import Image
@@ -44,6 +44,9 @@ HR_SIZE = common.HR_SIZE
 LR_SIZE = common.LR_SIZE
 # torchvision RandomResizedCrop's aspect-ratio range, as the authors' Scale uses.
 _CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+# One reader thread per process: the per-image work is PIL calls that hold the GIL
+# part of the time, and more threads measured no faster per core. Scale out with
+# data.num_workers processes instead.
 _READ_THREADS = 1
 
 Batch = Dict[str, np.ndarray]
@@ -331,6 +334,10 @@ def create_train_iterator(data_config, global_batch_size: int, seed: int,
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=_READ_THREADS,
                                                prefetch_buffer_size=4))
   if data_config.num_workers > 0:
+    # grain's workers read absl flags; outside an absl app (tests, notebooks)
+    # their defaults must count as parsed.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
     it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_config.num_workers))
   return TrainIterator(it_ds)
 
