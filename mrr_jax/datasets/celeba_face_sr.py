@@ -17,7 +17,7 @@ The 1,000-image DIC test set (CelebA_test_DIC/{HR,LR}) comes in through
 Box rule (the paper's section 4.1: "crop roughly by the landmarks, trim excess
 background, resize to 128"), from the five aligned landmarks: e = mid-point of
 the two eyes, m = mid-point of the two mouth corners, d = |m - e|; the crop is
-the square of side round(3.5 d) centred at ((e + m) / 2) moved up by 0.1 d,
+the square of side 3.5 d (rounded half up, as the corner) centred at ((e + m) / 2) moved up by 0.1 d,
 shifted to lie inside the 178x218 image (shrunk to 178 px if wider), then
 resized to 128x128 with PIL bicubic. On CelebA d is about 42 px, so the square is
 about 147 px; eyes land at 38.6% and the mouth at 67% of the crop's height, as
@@ -77,11 +77,10 @@ class CelebaFaceSr(common.FaceSrBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
+    return self._face_info(
         features=common.hr_features(),
         description='CelebA faces cropped by landmarks to 128x128 for face SR.',
-        homepage='https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html',
-        metadata=self._metadata())
+        homepage='https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html')
 
   def _split_generators(self, dl_manager):
     root = str(dl_manager.manual_dir)

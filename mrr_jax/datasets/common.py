@@ -13,6 +13,7 @@ CMYK, I;16) are converted to RGB. A split where more than `max_bad_fraction`
 """
 import abc
 import io
+import math
 import os
 import zipfile
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -92,14 +93,19 @@ def parse_box(text: str) -> Optional[Box]:
   return box
 
 
+def _round_half_up(x: float) -> int:
+  return int(math.floor(x + 0.5))
+
+
 def square_box(cx: float, cy: float, side: float, width: int, height: int) -> Box:
   """A square of `side` centred at (cx, cy), moved (not cut) to lie inside the image.
 
-  A square wider than the image shrinks to the image's shorter side.
+  A square wider than the image shrinks to the image's shorter side. Side and
+  corner round half up.
   """
-  s = int(round(min(side, width, height)))
-  x0 = int(round(cx - s / 2))
-  y0 = int(round(cy - s / 2))
+  s = _round_half_up(min(side, width, height))
+  x0 = _round_half_up(cx - s / 2)
+  y0 = _round_half_up(cy - s / 2)
   x0 = min(max(x0, 0), width - s)
   y0 = min(max(y0, 0), height - s)
   return x0, y0, x0 + s, y0 + s
@@ -214,17 +220,18 @@ class FaceSrBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
   Subclasses yield (name, example-or-BadImageError-reason thunk) via `_items`.
   """
 
-  # Keep generation order (sorted file names) so eval order is by name.
-  disable_shuffling = True
-
   def __init__(self, *, file_format=None,
                max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION, **kwargs):
     # array_record is what tfds.data_source / grain read by random access.
     super().__init__(file_format=file_format or 'array_record', **kwargs)
     self.max_bad_fraction = max_bad_fraction
 
-  def _metadata(self) -> tfds.core.MetadataDict:
-    return tfds.core.MetadataDict(bad_files={})
+  def _face_info(self, features: tfds.features.FeaturesDict, description: str,
+                 homepage: Optional[str] = None) -> tfds.core.DatasetInfo:
+    """DatasetInfo kept in generation order (sorted names) with a bad-file report."""
+    return self.dataset_info_from_configs(
+        features=features, description=description, homepage=homepage,
+        disable_shuffling=True, metadata=tfds.core.MetadataDict(bad_files={}))
 
   def _filtered(self, split: str,
                 items: Iterable[Tuple[str, Callable[[], Dict[str, np.ndarray]]]]

@@ -55,10 +55,9 @@ class FaceFolder(common.FaceSrBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
+    return self._face_info(
         features=common.hr_features(),
-        description='A folder of face images at 128x128 for face SR.',
-        metadata=self._metadata())
+        description='A folder of face images at 128x128 for face SR.')
 
   def _split_generators(self, dl_manager):
     root = str(dl_manager.manual_dir)

@@ -58,22 +58,23 @@ class HelenFaceSr(common.FaceSrBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
+    return self._face_info(
         features=common.hr_features(),
         description='Helen faces cropped by landmarks to 128x128 for face SR.',
-        homepage='http://www.ifp.illinois.edu/~vuongle2/helen/',
-        metadata=self._metadata())
+        homepage='http://www.ifp.illinois.edu/~vuongle2/helen/')
 
   def _split_generators(self, dl_manager):
     root = str(dl_manager.manual_dir)
     lists = {split: _read_names(root, f'{split}names.txt') for split in ('train', 'test')}
     annotations = _read_annotations(root)
-    sources = _image_sources(root)
-    return {split: self._generate_examples(split, names, annotations, sources)
+    for source in _image_sources(root):   # fail early when no image zip is there
+      source.close()
+    return {split: self._generate_examples(split, names, annotations, root)
             for split, names in lists.items()}
 
   def _generate_examples(self, split: str, names: List[str],
-                         annotations: Dict[str, np.ndarray], sources):
+                         annotations: Dict[str, np.ndarray], root: str):
+    sources = _image_sources(root)
     index = {}
     for source in sources:
       for member in source.names():

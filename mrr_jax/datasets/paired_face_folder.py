@@ -65,10 +65,9 @@ class PairedFaceFolder(common.FaceSrBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     lr = common.raw_image_feature(common.LR_SIZE)
-    return self.dataset_info_from_configs(
+    return self._face_info(
         features=common.hr_features({'lr': lr}),
-        description='Paired HR 128x128 / LR 16x16 face test images, as given.',
-        metadata=self._metadata())
+        description='Paired HR 128x128 / LR 16x16 face test images, as given.')
 
   def _split_generators(self, dl_manager):
     root = str(dl_manager.manual_dir)
