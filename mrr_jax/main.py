@@ -35,10 +35,11 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   _hide_accelerators_from_tensorflow()
   import jax  # pylint: disable=g-import-not-at-top
-  if _COORDINATOR.value or _NUM_PROCESSES.value:
+  if _COORDINATOR.value or _NUM_PROCESSES.value or _DISTRIBUTED.value:
+    # Cross-process collectives on CPU hosts (tests, CPU clusters) need gloo;
+    # the setting does not affect GPU or TPU backends.
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  elif _DISTRIBUTED.value:
-    jax.distributed.initialize()
   from mrr_jax import train  # pylint: disable=g-import-not-at-top
   logging.info('JAX process %d / %d, local devices %s', jax.process_index(),
                jax.process_count(), jax.local_devices())

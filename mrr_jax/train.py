@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from absl import logging
 from clu import metric_writers, metrics, periodic_actions
@@ -357,8 +357,14 @@ def _check_finite(step: int, scalars: Dict[str, float], mngr) -> None:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       evaluate_fn: Optional[Callable] = None) -> TrainState:
-  """Runs (or resumes) training in workdir; returns the final (replicated) state."""
+                       evaluate_fn: Optional[Callable] = None,
+                       extra_hooks: Sequence[Callable[[int], None]] = ()) -> TrainState:
+  """Runs (or resumes) training in workdir; returns the final (replicated) state.
+
+  evaluate_fn(g_params) -> {metric: value}, called every eval_every_steps.
+  extra_hooks: called with the step number after every step (like clu's
+  periodic actions).
+  """
   parallel.check_batch_size(config.batch_size)
   process, processes = jax.process_index(), jax.process_count()
   writer = metric_writers.create_default_writer(workdir, just_logging=process != 0)
@@ -383,7 +389,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state = parallel.replicate(state)
   step_fn = make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg_params, pcp_mode)
 
-  hooks = []
+  hooks = list(extra_hooks)
   if process == 0:
     hooks.append(periodic_actions.ReportProgress(num_train_steps=config.num_train_steps,
                                                  writer=writer))

@@ -1,9 +1,15 @@
 """Shared fixtures: golden vectors from the authors' code and the seeded weight recipe."""
 import os
+import tempfile
 
 # Four CPU devices for the pmap tests; set before jax is imported anywhere.
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=4').strip()
+# One compilation cache for the session (and the subprocesses it starts): the
+# trainer tests compile the same step programs in several runs.
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='mrr_jax_test_jit_cache_')
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '1'
 
 import numpy as np
 import pytest
