@@ -27,6 +27,8 @@ FORMAT_NAME = 'mrr_jax.generator'
 FORMAT_VERSION = 1
 MODEL_FILE = 'model.json'
 PARAMS_FILE = 'params.msgpack'
+# A training workdir's copy of its config; export reads the architecture from it.
+RUN_CONFIG_FILE = 'config.json'
 MODEL_FIELDS = ('base_channels', 'max_channels', 'num_down', 'num_res', 'attention',
                 'att_kernels', 'out_channels')
 

@@ -22,7 +22,8 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from mrr_jax import exported, input_pipeline, losses, parallel, sr_io, vgg_weights, visualize
+from mrr_jax import exported, input_pipeline, losses, metrics, parallel, sr_io, vgg_weights
+from mrr_jax import visualize
 from mrr_jax.models import Discriminator, MRRNet, VGG19Features
 from mrr_jax.models import init as model_init
 
@@ -252,6 +253,44 @@ def make_predict_fn(generator):
   return jax.pmap(predict, axis_name=AXIS)
 
 
+def make_evaluate_fn(config, generator) -> Optional[Callable]:
+  """PSNR/SSIM on the eval set (DIC protocol, mrr_jax.metrics) for periodic evaluation.
+
+  The eval set is config.data.eval_hr_dir/eval_lr_dir, or the builder's test
+  split; None when there is none (an image folder for training alone).
+  """
+  if not config.eval_every_steps:
+    return None
+  if config.data.train_dir and not config.data.eval_hr_dir:
+    logging.warning('no periodic evaluation: set --config.data.eval_hr_dir (and eval_lr_dir) '
+                    'to a paired test folder to evaluate while training on a train_dir')
+    return None
+  process, processes = jax.process_index(), jax.process_count()
+  batches = input_pipeline.create_eval_batches(config.data, config.batch_size, process, processes)
+
+  @jax.jit
+  def score(params, batch):
+    sr = metrics.quantize(generator.apply({'params': params}, batch['input']))
+    hr = jnp.round((batch['hr'] + 1.0) * 127.5)
+    psnr, ssim = metrics.psnr_ssim(sr, hr)
+    mask = batch['mask']
+    # Identical images give PSNR inf; keep the sums finite so one cannot poison the mean.
+    psnr = jnp.minimum(psnr, 100.0)
+    return jnp.stack([jnp.sum(psnr * mask), jnp.sum(ssim * mask), jnp.sum(mask)])
+
+  def evaluate(params) -> Dict[str, float]:
+    totals = np.zeros(3)
+    for batch in batches:
+      batch = {k: v for k, v in batch.items() if k != 'name'}
+      totals += np.asarray(score(params, batch), np.float64)
+    if processes > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      totals = np.asarray(multihost_utils.process_allgather(totals)).sum(axis=0)
+    return {'psnr': totals[0] / totals[2], 'ssim': totals[1] / totals[2]}
+
+  return evaluate
+
+
 # ----------------------------------------------------------------------------
 # Checkpoints
 # ----------------------------------------------------------------------------
@@ -347,6 +386,15 @@ def _image_summaries(generator, params, batch) -> Dict[str, np.ndarray]:
   return out
 
 
+def write_config(workdir: str, config) -> None:
+  """The run's config beside its checkpoints: export reads the architecture from it."""
+  os.makedirs(workdir, exist_ok=True)
+  tmp = os.path.join(workdir, exported.RUN_CONFIG_FILE + '.tmp')
+  with open(tmp, 'w') as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  os.replace(tmp, os.path.join(workdir, exported.RUN_CONFIG_FILE))
+
+
 def _check_finite(step: int, scalars: Dict[str, float], mngr) -> None:
   bad = {k: v for k, v in scalars.items() if not np.isfinite(v)}
   if bad:
@@ -369,6 +417,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   process, processes = jax.process_index(), jax.process_count()
   writer = metric_writers.create_default_writer(workdir, just_logging=process != 0)
   generator, discriminator = build_models(config)
+  if process == 0:
+    write_config(workdir, config)
+  if evaluate_fn is None:
+    evaluate_fn = make_evaluate_fn(config, generator)
 
   train_iter = input_pipeline.create_train_iterator(
       config.data, config.batch_size, config.seed, process, processes)

@@ -77,11 +77,17 @@ def _max_diff(a, b):
              for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
-def test_phase1_then_phase2(data, tmp_path):
-  p1 = str(tmp_path / 'mrrnet')
+@pytest.fixture(scope='module')
+def phase1(data, tmp_path_factory):
+  """A tiny MRRNet trained 8 steps: (workdir, final replicated state)."""
+  p1 = str(tmp_path_factory.mktemp('phase1') / 'mrrnet')
   config = _config(mrrnet, data, num_train_steps=8, g_lr=1e-3, image_every_steps=4,
                    checkpoint_every_steps=4)
-  state = train.train_and_evaluate(config, p1)
+  return p1, train.train_and_evaluate(config, p1)
+
+
+def test_phase1_then_phase2(data, phase1, tmp_path):
+  p1, state = phase1
   assert int(parallel.unreplicate(state.step)) == 8
   logged = _scalars(p1)
   l1 = [logged['train_l1'][s] for s in range(1, 9)]
@@ -102,6 +108,39 @@ def test_phase1_then_phase2(data, tmp_path):
   _, p1_final = _checkpoint_params(p1)
   g2 = parallel.unreplicate(gan_state.g_params)
   assert 0 < _max_diff(g2, p1_final['g_params']) < 0.05
+
+
+def test_export_then_evaluate_and_infer_give_the_generator_pixels(data, phase1, tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from mrr_jax import evaluate, export, exported, infer, input_pipeline  # pylint: disable=g-import-not-at-top
+  from tests.test_evaluate import _assert_pixels_from_generator  # pylint: disable=g-import-not-at-top
+  p1, _ = phase1
+  out = str(tmp_path / 'export')
+  export.export_checkpoint(p1, out)
+  model, params, meta = exported.load_generator(out)
+  assert meta['step'] == 8 and meta['phase'] == 'l1'
+  _, ckpt = _checkpoint_params(p1)
+  assert _max_diff(params, ckpt['g_params']) == 0
+  with pytest.raises(export.ExportCheckpointError, match='no checkpoint for step 5'):
+    export.export_checkpoint(p1, str(tmp_path / 'x'), step=5)
+  with pytest.raises(export.ExportCheckpointError, match='no EMA generator'):
+    export.export_checkpoint(p1, str(tmp_path / 'y'), ema=True)
+
+  hr_dir, lr_dir = tmp_path / 'HR', tmp_path / 'LR'
+  hr_dir.mkdir(), lr_dir.mkdir()
+  lrs = {}
+  for i in range(3):
+    hr = face_fakes.smooth_photo(100 + i, 128, 128)
+    lrs[f'{i}'] = input_pipeline.degrade(hr)[0]
+    Image.fromarray(hr).save(hr_dir / f'{i}.png')
+    Image.fromarray(lrs[f'{i}']).save(lr_dir / f'{i}.png')
+  result = evaluate.run(out, str(hr_dir), str(lr_dir), save_dir=str(tmp_path / 'eval'))
+  assert result['num_images'] == 3 and result['complete']
+  infer.run(out, str(lr_dir), str(tmp_path / 'sr'))
+  for name, lr in lrs.items():
+    for folder in (tmp_path / 'eval' / 'sr', tmp_path / 'sr'):
+      saved = np.asarray(Image.open(folder / f'{name}.png'))
+      _assert_pixels_from_generator(saved, model, params, lr)
 
 
 def test_phase2_refuses_missing_or_incompatible_init(data, tmp_path):
