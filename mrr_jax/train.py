@@ -12,7 +12,8 @@ import time
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from absl import logging
-from clu import metric_writers, metrics, periodic_actions
+from clu import metric_writers, periodic_actions
+from clu import metrics as clu_metrics
 import flax
 import grain.checkpoint as grain_checkpoint
 import jax
@@ -130,20 +131,20 @@ def load_vgg(config) -> Tuple[Dict[str, Any], str]:
 # Steps
 # ----------------------------------------------------------------------------
 @flax.struct.dataclass
-class TrainMetrics(metrics.Collection):
-  l1: metrics.Average.from_output('l1')
-  g_loss: metrics.Average.from_output('g_loss')
+class TrainMetrics(clu_metrics.Collection):
+  l1: clu_metrics.Average.from_output('l1')
+  g_loss: clu_metrics.Average.from_output('g_loss')
 
 
 @flax.struct.dataclass
-class GanMetrics(metrics.Collection):
-  l1: metrics.Average.from_output('l1')
-  g_loss: metrics.Average.from_output('g_loss')
-  g_gan: metrics.Average.from_output('g_gan')
-  g_pcp: metrics.Average.from_output('g_pcp')
-  d_loss: metrics.Average.from_output('d_loss')
-  d_real: metrics.Average.from_output('d_real')
-  d_fake: metrics.Average.from_output('d_fake')
+class GanMetrics(clu_metrics.Collection):
+  l1: clu_metrics.Average.from_output('l1')
+  g_loss: clu_metrics.Average.from_output('g_loss')
+  g_gan: clu_metrics.Average.from_output('g_gan')
+  g_pcp: clu_metrics.Average.from_output('g_pcp')
+  d_loss: clu_metrics.Average.from_output('d_loss')
+  d_real: clu_metrics.Average.from_output('d_real')
+  d_fake: clu_metrics.Average.from_output('d_fake')
 
 
 def _ema(config, state, g_params):
