@@ -20,13 +20,17 @@ data_dir with the face_folder builder and crop_box) else the builder `name`'s
 train split; eval from the paired folder eval_hr_dir [+ eval_lr_dir], else the
 builder's test split. A builder not yet prepared is built from manual_dir on
 first use; for multi-host runs build it beforehand (`tfds build`) so processes
-do not race.
+do not race. `name` may also be a TFDS catalog dataset with an image feature
+(image_key), e.g. lfw: TFDS downloads it on first use (this needs internet),
+and each train image gets face_folder's crop (crop_box, centred square, PIL
+bicubic to 128x128) as it is read. Catalog datasets are for training only.
 """
 import functools
 import math
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from absl import flags
+from absl import logging
 import grain
 import numpy as np
 from PIL import Image
@@ -237,16 +241,82 @@ class FaceSource:
     return out
 
 
+class CatalogSource:
+  """Random access to a TFDS catalog split's images as {'hr'} 128x128 uint8.
+
+  TFDS decodes the image (with PIL, as face_folder does); crop box, centred
+  square and PIL bicubic resize are face_folder's common.crop_resize, so the
+  same photos give the same crops through either path.
+  """
+
+  def __init__(self, builder: tfds.core.DatasetBuilder, split: str, image_key: str,
+               box: Optional[common.Box]):
+    features = builder.info.features
+    if image_key not in features:
+      raise ValueError(f'TFDS dataset {builder.name!r} has no feature {image_key!r} '
+                       f'(it has {sorted(features.keys())}); set data.image_key to its image.')
+    shape, dtype = features[image_key].shape, features[image_key].np_dtype
+    if dtype != np.uint8 or len(shape) != 3 or shape[-1] != 3:
+      raise ValueError(f'TFDS dataset {builder.name!r} feature {image_key!r} is {dtype} '
+                       f'{shape}, not an RGB uint8 image (H, W, 3).')
+    if box is not None and None not in shape[:2] and (
+        min(box) < 0 or box[2] > shape[1] or box[3] > shape[0]):
+      raise ValueError(f'data.crop_box {box} lies outside the {shape[1]}x{shape[0]} images '
+                       f'of TFDS dataset {builder.name!r}.')
+    self._name, self._key, self._box = builder.name, image_key, box
+    self._source = builder.as_data_source(split)
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> Dict[str, Any]:
+    try:
+      return {'hr': common.crop_resize(self._source[index][self._key], self._box)}
+    except common.BadImageError as e:
+      raise ValueError(f'TFDS dataset {self._name!r} train image {index}: {e}') from e
+
+
+def _is_catalog(builder: tfds.core.DatasetBuilder) -> bool:
+  """A TFDS catalog dataset (images to crop), not one of our face-SR builders."""
+  return not isinstance(builder, common.FaceSrBuilder)
+
+
+def _unprepared_builder(data_config, name: str,
+                        config: Optional[tfds.core.BuilderConfig] = None) -> tfds.core.DatasetBuilder:
+  kwargs = {'data_dir': data_config.data_dir or None}
+  return (tfds.builder(name, config=config, **kwargs) if config is not None
+          else tfds.builder(name, **kwargs))
+
+
+def _prepare(builder: tfds.core.DatasetBuilder, data_dir: str,
+             manual_dir: str) -> tfds.core.DatasetBuilder:
+  """Builds the builder if not yet built: ours from manual_dir, a catalog's by download."""
+  if builder.is_prepared():
+    return builder
+  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir or None)
+  if not _is_catalog(builder):
+    builder.download_and_prepare(download_config=download_config)
+    return builder
+  logging.info('TFDS dataset %s is not prepared in %s: downloading it (needs internet).',
+               builder.name, builder.data_dir)
+  try:
+    builder.download_and_prepare(download_config=download_config)
+  except (OSError, tfds.download.DownloadError) as e:
+    # requests' connection errors and timeouts are OSErrors.
+    raise ValueError(
+        f'TFDS dataset {builder.name!r} is not prepared in data.data_dir '
+        f'({data_dir or "the TFDS default"}) and downloading it failed: '
+        f'{type(e).__name__}: {e}. It needs internet on first use; without it, set '
+        f'data.data_dir to a TFDS data dir where it is prepared (`tfds build {builder.name} '
+        '--data_dir DIR` on a machine with internet).') from e
+  return builder
+
+
 def _builder(data_config, name: str, manual_dir: str,
              config: Optional[tfds.core.BuilderConfig] = None) -> tfds.core.DatasetBuilder:
-  """The named (or configured) builder, prepared from manual_dir if not yet built."""
-  kwargs = {'data_dir': data_config.data_dir or None}
-  builder = (tfds.builder(name, config=config, **kwargs) if config is not None
-             else tfds.builder(name, **kwargs))
-  if not builder.is_prepared():
-    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir or None)
-    builder.download_and_prepare(download_config=download_config)
-  return builder
+  """The named (or configured) builder, prepared if not yet built."""
+  return _prepare(_unprepared_builder(data_config, name, config), data_config.data_dir,
+                  manual_dir)
 
 
 def _train_builder(data_config) -> tfds.core.DatasetBuilder:
@@ -255,6 +325,15 @@ def _train_builder(data_config) -> tfds.core.DatasetBuilder:
                                     common.parse_box(data_config.crop_box))
     return _builder(data_config, 'face_folder', data_config.train_dir, config)
   return _builder(data_config, data_config.name, data_config.manual_dir)
+
+
+def _train_source(data_config) -> Sequence[Dict[str, Any]]:
+  """The train split: our builders' stored crops, or a catalog's images cropped as read."""
+  builder = _train_builder(data_config)
+  if _is_catalog(builder):
+    return CatalogSource(builder, 'train', data_config.image_key,
+                         common.parse_box(data_config.crop_box))
+  return FaceSource(builder, 'train')
 
 
 def _per_process_batch(global_batch_size: int, process_count: int) -> int:
@@ -266,7 +345,7 @@ def _per_process_batch(global_batch_size: int, process_count: int) -> int:
 
 def num_train_examples(data_config) -> int:
   """Images in the train split (building it on first use)."""
-  return _train_builder(data_config).info.splits['train'].num_examples
+  return len(_train_source(data_config))
 
 
 def steps_per_epoch(data_config, global_batch_size: int) -> int:
@@ -330,7 +409,7 @@ def create_train_iterator(data_config, global_batch_size: int, seed: int,
                           process_index: int = 0, process_count: int = 1) -> TrainIterator:
   """The resumable train iterator for this process (per-process batch)."""
   batch = _per_process_batch(global_batch_size, process_count)
-  source = FaceSource(_train_builder(data_config), 'train')
+  source = _train_source(data_config)
   ds = train_dataset(source, batch, seed, data_config.scale_range, data_config.flip,
                      process_index, process_count)
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=_READ_THREADS,
@@ -416,7 +495,12 @@ def _eval_source(data_config) -> Sequence[Dict[str, Any]]:
   if data_config.train_dir:
     raise ValueError('data.train_dir has no test split: set data.eval_hr_dir '
                      '(and data.eval_lr_dir) to a paired test folder for evaluation.')
-  return FaceSource(_builder(data_config, data_config.name, data_config.manual_dir), 'test')
+  builder = _unprepared_builder(data_config, data_config.name)
+  if _is_catalog(builder):
+    raise ValueError(f'TFDS dataset {data_config.name!r} is used for training only: set '
+                     'data.eval_hr_dir (and data.eval_lr_dir) to a paired test folder, or '
+                     'eval_every_steps=0.')
+  return FaceSource(_prepare(builder, data_config.data_dir, data_config.manual_dir), 'test')
 
 
 def _limit(data_config, n: int) -> int:
