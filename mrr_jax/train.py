@@ -450,7 +450,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   preemption = _Preemption()
   batches = parallel.prefetch_to_device(_with_iterator_state(train_iter), size=2, with_extra=True)
   collection, last_batch = None, None
-  t_log = time.time()
+  t_log, step_log = time.time(), start_step
   step = start_step
   try:
     while step < config.num_train_steps:
@@ -469,9 +469,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         scalars['g_lr'] = float(g_schedule(step - 1))
         if config.phase == 'gan':
           scalars['d_lr'] = config.d_lr
-        scalars['steps_per_s'] = config.log_every_steps / max(time.time() - t_log, 1e-9)
+        scalars['steps_per_s'] = (step - step_log) / max(time.time() - t_log, 1e-9)
         writer.write_scalars(step, {f'train_{k}': v for k, v in scalars.items()})
-        collection, t_log = None, time.time()
+        collection, t_log, step_log = None, time.time(), step
       if config.image_every_steps and step % config.image_every_steps == 0 and process == 0:
         params = parallel.unreplicate(state.ema_params if config.ema_decay > 0 else state.g_params)
         host_batch = jax.tree_util.tree_map(lambda x: np.asarray(x[0]), last_batch)

@@ -100,3 +100,23 @@ def test_g_lr_decays_every_four_epochs():
   _, _, schedule = train.make_optimizers(config, steps_per_epoch=10)
   np.testing.assert_allclose([schedule(0), schedule(39), schedule(40), schedule(80)],
                              [1e-4, 1e-4, 0.7e-4, 0.49e-4], rtol=1e-6)
+
+
+class _FakeManager:
+  directory = '/runs/x/checkpoints'
+
+  def __init__(self, latest):
+    self._latest = latest
+
+  def latest_step(self):
+    return self._latest
+
+
+def test_non_finite_loss_names_step_and_last_checkpoint():
+  train._check_finite(7, {'l1': 0.5, 'g_loss': 0.5}, _FakeManager(5))  # finite: no error
+  with pytest.raises(train.TrainingError,
+                     match=r"non-finite loss at step 7: \{'g_loss': nan\}; the last good "
+                           r'checkpoint is step 5 in /runs/x/checkpoints'):
+    train._check_finite(7, {'l1': 0.5, 'g_loss': float('nan')}, _FakeManager(5))
+  with pytest.raises(train.TrainingError, match='no checkpoint was written yet'):
+    train._check_finite(3, {'l1': float('inf')}, _FakeManager(None))
