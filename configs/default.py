@@ -21,7 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Data (see mrr_jax/input_pipeline.py and README "Data").
   config.data = ml_collections.ConfigDict()
-  config.data.name = 'celeba_face_sr'     # our builder[/config], or a TFDS catalog image dataset (lfw).
+  config.data.name = 'celeba_face_sr'     # our builder[/config] or a TFDS catalog image set (lfw).
   config.data.image_key = 'image'         # a catalog dataset's image feature.
   config.data.data_dir = ''               # TFDS data dir ('' = TFDS default).
   config.data.manual_dir = ''             # where the official downloads were put by hand.
