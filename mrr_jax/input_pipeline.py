@@ -281,8 +281,9 @@ def _is_catalog(builder: tfds.core.DatasetBuilder) -> bool:
   return not isinstance(builder, common.FaceSrBuilder)
 
 
-def _unprepared_builder(data_config, name: str,
-                        config: Optional[tfds.core.BuilderConfig] = None) -> tfds.core.DatasetBuilder:
+def _unprepared_builder(
+    data_config, name: str,
+    config: Optional[tfds.core.BuilderConfig] = None) -> tfds.core.DatasetBuilder:
   """The named (or configured) builder in data.data_dir; nothing is built or downloaded."""
   kwargs = {'data_dir': data_config.data_dir or None}
   return (tfds.builder(name, config=config, **kwargs) if config is not None
@@ -305,9 +306,9 @@ def _prepare(builder: tfds.core.DatasetBuilder, manual_dir: str) -> tfds.core.Da
     # requests' connection errors and timeouts are OSErrors.
     raise ValueError(
         f'TFDS dataset {builder.name!r} is not prepared in {builder.data_dir} and '
-        f'downloading it failed: {type(e).__name__}: {e}. It needs internet on first use; without it, set '
-        f'data.data_dir to a TFDS data dir where it is prepared (`tfds build {builder.name} '
-        '--data_dir DIR` on a machine with internet).') from e
+        f'downloading it failed: {type(e).__name__}: {e}. It needs internet on first use; '
+        'without it, set data.data_dir to a TFDS data dir where it is prepared '
+        f'(`tfds build {builder.name} --data_dir DIR` on a machine with internet).') from e
   return builder
 
 
