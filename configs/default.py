@@ -21,12 +21,12 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Data (see mrr_jax/input_pipeline.py and README "Data").
   config.data = ml_collections.ConfigDict()
-  config.data.name = 'celeba_face_sr'     # our builder[/config], or a TFDS catalog image dataset (lfw).
+  config.data.name = 'celeba_face_sr'     # our builder[/config] or a TFDS catalog image set (lfw).
   config.data.image_key = 'image'         # a catalog dataset's image feature.
   config.data.data_dir = ''               # TFDS data dir ('' = TFDS default).
   config.data.manual_dir = ''             # where the official downloads were put by hand.
   config.data.train_dir = ''              # a folder of face images; overrides name when set.
-  config.data.crop_box = ''               # 'x0,y0,x1,y1' for train_dir or catalog images ('' = none).
+  config.data.crop_box = ''               # 'x0,y0,x1,y1' for train_dir/catalog images ('' = none).
   config.data.eval_hr_dir = ''            # paired test folder HR/ ...
   config.data.eval_lr_dir = ''            # ... and LR/ ('' = LR made from HR).
   config.data.scale_range = (1.0, 1.3)    # random zoom in [lo, hi) (the authors' augmentation).

@@ -281,15 +281,16 @@ def _is_catalog(builder: tfds.core.DatasetBuilder) -> bool:
   return not isinstance(builder, common.FaceSrBuilder)
 
 
-def _unprepared_builder(data_config, name: str,
-                        config: Optional[tfds.core.BuilderConfig] = None) -> tfds.core.DatasetBuilder:
+def _unprepared_builder(
+    data_config, name: str,
+    config: Optional[tfds.core.BuilderConfig] = None) -> tfds.core.DatasetBuilder:
+  """The named (or configured) builder in data.data_dir; nothing is built or downloaded."""
   kwargs = {'data_dir': data_config.data_dir or None}
   return (tfds.builder(name, config=config, **kwargs) if config is not None
           else tfds.builder(name, **kwargs))
 
 
-def _prepare(builder: tfds.core.DatasetBuilder, data_dir: str,
-             manual_dir: str) -> tfds.core.DatasetBuilder:
+def _prepare(builder: tfds.core.DatasetBuilder, manual_dir: str) -> tfds.core.DatasetBuilder:
   """Builds the builder if not yet built: ours from manual_dir, a catalog's by download."""
   if builder.is_prepared():
     return builder
@@ -304,19 +305,17 @@ def _prepare(builder: tfds.core.DatasetBuilder, data_dir: str,
   except (OSError, tfds.download.DownloadError) as e:
     # requests' connection errors and timeouts are OSErrors.
     raise ValueError(
-        f'TFDS dataset {builder.name!r} is not prepared in data.data_dir '
-        f'({data_dir or "the TFDS default"}) and downloading it failed: '
-        f'{type(e).__name__}: {e}. It needs internet on first use; without it, set '
-        f'data.data_dir to a TFDS data dir where it is prepared (`tfds build {builder.name} '
-        '--data_dir DIR` on a machine with internet).') from e
+        f'TFDS dataset {builder.name!r} is not prepared in {builder.data_dir} and '
+        f'downloading it failed: {type(e).__name__}: {e}. It needs internet on first use; '
+        'without it, set data.data_dir to a TFDS data dir where it is prepared '
+        f'(`tfds build {builder.name} --data_dir DIR` on a machine with internet).') from e
   return builder
 
 
 def _builder(data_config, name: str, manual_dir: str,
              config: Optional[tfds.core.BuilderConfig] = None) -> tfds.core.DatasetBuilder:
   """The named (or configured) builder, prepared if not yet built."""
-  return _prepare(_unprepared_builder(data_config, name, config), data_config.data_dir,
-                  manual_dir)
+  return _prepare(_unprepared_builder(data_config, name, config), manual_dir)
 
 
 def _train_builder(data_config) -> tfds.core.DatasetBuilder:
@@ -500,7 +499,7 @@ def _eval_source(data_config) -> Sequence[Dict[str, Any]]:
     raise ValueError(f'TFDS dataset {data_config.name!r} is used for training only: set '
                      'data.eval_hr_dir (and data.eval_lr_dir) to a paired test folder, or '
                      'eval_every_steps=0.')
-  return FaceSource(_prepare(builder, data_config.data_dir, data_config.manual_dir), 'test')
+  return FaceSource(_prepare(builder, data_config.manual_dir), 'test')
 
 
 def _limit(data_config, n: int) -> int:
