@@ -31,11 +31,18 @@ class MultiscaleAttention(nn.Module):
   def __call__(self, h: jax.Array) -> jax.Array:
     channels = h.shape[-1]
     branch_width = channels // len(self.kernels)
+    # One reflect-padded copy serves every branch: padding by P and cropping
+    # P - k//2 equals padding by k//2, so a k x k branch reads a window of it.
+    # One pad (and one gradient fold) instead of one per branch.
+    pad = max(self.kernels) // 2
+    padded = reflect_pad(h, pad)
     feats = []
     for k in self.kernels:
+      o = pad - k // 2
+      window = h if k == 1 else padded[:, o:padded.shape[1] - o, o:padded.shape[2] - o]
       feats.append(nn.Conv(
           branch_width, (k, k), padding='VALID', kernel_init=G_KERNEL_INIT,
-          dtype=self.dtype, name=f'feature_extract_{k}')(reflect_pad(h, k // 2)))
+          dtype=self.dtype, name=f'feature_extract_{k}')(window))
     a = nn.relu(jnp.concatenate(feats, axis=-1))
     a = instance_norm(self.dtype, affine=False, name='norm')(a)
     a = PadConv(1, 3, dtype=self.dtype, name='out_block')(a)

@@ -42,6 +42,59 @@ def upsample_nearest2x(x: jax.Array) -> jax.Array:
   return x.reshape(n, 2 * h, 2 * w, c)
 
 
+def _phase_kernels(kernel: jax.Array) -> jax.Array:
+  """3x3 HWIO kernel -> (2, 2, 2, 2, I, O) 2x2 kernels per output phase (row a, col b).
+
+  On a nearest-x2 image, output row 2i+a reads input rows (i-1, i, i) for a=0
+  and (i, i, i+1) for a=1, so the taps that land on the same input row add up:
+  a=0 uses rows [w0, w1+w2] at (i-1, i), a=1 uses [w0+w1, w2] at (i, i+1).
+  Same for columns.
+  """
+  def fold(k, axis):
+    w0, w1, w2 = jnp.split(k, 3, axis=axis)
+    return jnp.stack([jnp.concatenate([w0, w1 + w2], axis),
+                      jnp.concatenate([w0 + w1, w2], axis)])
+  rows = fold(kernel, 0)                       # (2, 2, 3, I, O): phase a, then taps
+  return jnp.moveaxis(fold(rows, 2), 0, 1)     # (2a, 2b, 2, 2, I, O)
+
+
+def upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """conv3x3(reflect_pad(nearest_x2(x), 1)) without building the x2 image.
+
+  Reflection by 1 of a nearest-x2 image equals nearest-x2 of the edge-padded
+  image (row -1 of the big image is its row 1, a copy of input row 0), so each
+  of the four output phases is a 2x2 VALID conv on the edge-padded input: 16
+  instead of 36 multiply-adds per output pixel and no x2 copy of the input
+  (forward or gradient). Only the order of the additions differs from the
+  direct form.
+  """
+  n, h, w, _ = x.shape
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='edge')
+  k = _phase_kernels(kernel)
+  conv = lambda v, kk: jax.lax.conv_general_dilated(
+      v, kk, (1, 1), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  # Phase a reads padded rows [a, a + h + 1); likewise columns.
+  phases = [[conv(xp[:, a:a + h + 1, b:b + w + 1], k[a, b]) for b in (0, 1)] for a in (0, 1)]
+  y = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)  # (n, h, 2, w, 2, o)
+  return y.reshape(n, 2 * h, 2 * w, kernel.shape[-1])
+
+
+class UpsampleConv3x3(nn.Module):
+  """nn.Conv-compatible params ('kernel' HWIO, 'bias') for upsample_conv3x3."""
+
+  features: int
+  use_bias: bool = True
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param('kernel', G_KERNEL_INIT, (3, 3, x.shape[-1], self.features), jnp.float32)
+    y = upsample_conv3x3(x.astype(self.dtype), kernel.astype(self.dtype))
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+    return y
+
+
 def instance_norm(features_dtype: Dtype, affine: bool, name: Optional[str] = None):
   """InstanceNorm as torch.nn.InstanceNorm2d(eps=1e-5), biased variance."""
   return nn.InstanceNorm(
@@ -70,19 +123,23 @@ class PadConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.upsample:
-      x = upsample_nearest2x(x)
-    x = reflect_pad(x, self.kernel_size // 2)
-    x = nn.Conv(
-        self.features,
-        (self.kernel_size, self.kernel_size),
-        strides=self.stride,
-        padding='VALID',
-        use_bias=not self.norm,
-        kernel_init=G_KERNEL_INIT,
-        dtype=self.dtype,
-        name='conv2d',
-    )(x)
+    if self.upsample and self.kernel_size == 3 and self.stride == 1:
+      x = UpsampleConv3x3(self.features, use_bias=not self.norm, dtype=self.dtype,
+                          name='conv2d')(x)
+    else:
+      if self.upsample:
+        x = upsample_nearest2x(x)
+      x = reflect_pad(x, self.kernel_size // 2)
+      x = nn.Conv(
+          self.features,
+          (self.kernel_size, self.kernel_size),
+          strides=self.stride,
+          padding='VALID',
+          use_bias=not self.norm,
+          kernel_init=G_KERNEL_INIT,
+          dtype=self.dtype,
+          name='conv2d',
+      )(x)
     if self.norm:
       x = instance_norm(self.dtype, affine=True, name='norm')(x)
     if self.activation:
