@@ -110,7 +110,8 @@ def instance_norm(features_dtype: Dtype, affine: bool, name: Optional[str] = Non
 class PadConv(nn.Module):
   """The authors' ConvLayer: [nearest x2] -> reflect pad k//2 -> conv -> [IN] -> [LeakyReLU 0.2].
 
-  The conv carries a bias only when no norm follows it, as in the code.
+  The conv carries a bias only when no norm follows it, as in the code. The
+  up 3x3 case runs as upsample_conv3x3 (same params and result, less work).
   """
 
   features: int
