@@ -22,11 +22,11 @@ def get_config():
   config.model.num_res = 4
   config.data.crop_box = '50,50,200,200'
   config.batch_size = 8
-  config.num_train_steps = 1500
+  config.num_train_steps = 600
   config.g_lr = 5e-4   # a short run: larger than the paper's 1e-4, no decay within it.
   config.lr_decay_every_steps = 100_000
   config.log_every_steps = 50
   config.eval_every_steps = 0
-  config.checkpoint_every_steps = 500
-  config.image_every_steps = 500
+  config.checkpoint_every_steps = 200
+  config.image_every_steps = 200
   return config
