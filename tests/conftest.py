@@ -5,6 +5,10 @@ import tempfile
 # Four CPU devices for the pmap tests; set before jax is imported anywhere.
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=4').strip()
+# Tests run XLA's default CPU convolutions (mrr_jax/platform.py would switch to
+# the Eigen path, 2x faster in float32 here, but its float64 convolutions are far
+# slower, and the float64 equivalence tests need them).
+os.environ.setdefault('MRR_JAX_KEEP_XLA_FLAGS', '1')
 # One compilation cache for the session (and the subprocesses it starts): the
 # trainer tests compile the same step programs in several runs.
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
