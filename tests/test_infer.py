@@ -2,7 +2,6 @@
 import os
 
 from absl import flags
-import flax
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,6 +11,7 @@ from mrr_jax import infer
 from mrr_jax import metrics
 from mrr_jax import sr_io
 from mrr_jax.models import MRRNet
+from tests.test_evaluate import _random_params
 
 
 def _cli_flags(**values):
@@ -19,19 +19,6 @@ def _cli_flags(**values):
   fv = infer.define_flags(flags.FlagValues())
   fv(['infer'] + [f'--{k}={v}' for k, v in values.items()])
   return fv
-
-
-def _random_params(model, seed):
-  """Random params of the right shapes, drawn in numpy (model.init compiles for ~40 s on CPU)."""
-  rng = np.random.default_rng(seed)
-  flat = {}
-  for path, shape in exported.param_shapes(model).items():
-    if path[-1] == 'kernel':
-      value = rng.normal(0, 0.5 * (2 / np.prod(shape[:-1])) ** 0.5, shape)
-    else:  # conv biases, InstanceNorm scale/bias.
-      value = (1.0 if path[-1] == 'scale' else 0.0) + 0.1 * rng.normal(size=shape)
-    flat[path] = value.astype(np.float32)
-  return flax.traverse_util.unflatten_dict(flat)
 
 
 @pytest.fixture(scope='module')
