@@ -243,17 +243,6 @@ def make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg_params=None, 
   return lambda state, batch: pstep(state, batch, vgg_replicated)
 
 
-def make_predict_fn(generator):
-  """pmapped SR and attention maps for a sharded batch of inputs."""
-
-  def predict(params, x):
-    sr, inter = generator.apply({'params': params}, x, mutable=['intermediates'])
-    maps = {k: v['att_map'][0] for k, v in inter.get('intermediates', {}).items()}
-    return sr, maps
-
-  return jax.pmap(predict, axis_name=AXIS)
-
-
 def make_evaluate_fn(config, generator) -> Optional[Callable]:
   """PSNR/SSIM on the eval set (DIC protocol, mrr_jax.metrics) for periodic evaluation.
 
