@@ -14,12 +14,11 @@ import time
 from typing import Any, Dict
 
 from absl import app
+from absl import flags
 from ml_collections import config_flags
 import psutil
 
 from mrr_jax import input_pipeline
-
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Training config file.')
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:
@@ -57,10 +56,13 @@ def benchmark_input(config, warmup_batches: int = 5, timed_batches: int = 50) ->
 
 def main(argv):
   del argv
-  if _CONFIG.value is None:
+  if flags.FLAGS.config is None:
     sys.exit('--config is required (e.g. --config configs/default.py)')
-  print(json.dumps(benchmark_input(_CONFIG.value)))
+  print(json.dumps(benchmark_input(flags.FLAGS.config)))
 
 
 if __name__ == '__main__':
+  # Defined only when run as a script: mrr_jax.bench imports this module and
+  # defines its own --config, and absl refuses a flag defined twice.
+  config_flags.DEFINE_config_file('config', None, 'Training config file.')
   app.run(main)
