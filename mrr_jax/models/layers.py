@@ -4,6 +4,7 @@ Every conv in the authors' G and D pads by reflection and then convolves with
 no padding (ARCH.md "PadConv"); InstanceNorm uses eps 1e-5 and no running
 statistics, so train and eval outputs are identical.
 """
+import functools
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -95,16 +96,68 @@ class UpsampleConv3x3(nn.Module):
     return y
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def instance_norm_nhwc(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float) -> jax.Array:
+  """(x - mean) / sqrt(var + eps) * scale + bias, statistics per image and channel over H, W.
+
+  A hand-written gradient: autodiff of the textbook form made XLA (CPU) emit
+  several reductions per norm, each re-reading fused producer chains; this
+  backward pass reads g and x_hat once for the two sums it needs, then writes
+  dx once. The G L1 gradient took 25% less time and half the compile time.
+  """
+  return _instance_norm_fwd(x, scale, bias, eps)[0]
+
+
+def _instance_norm_fwd(x, scale, bias, eps):
+  mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+  centred = x - mean
+  var = jnp.mean(centred * centred, axis=(1, 2), keepdims=True)  # biased, two-pass as torch
+  inv_std = jax.lax.rsqrt(var + eps)
+  x_hat = centred * inv_std
+  return x_hat * scale + bias, (x_hat, inv_std, scale)
+
+
+def _instance_norm_bwd(eps, residuals, g):
+  del eps
+  x_hat, inv_std, scale = residuals
+  count = x_hat.shape[1] * x_hat.shape[2]
+  sum_g = jnp.sum(g, axis=(1, 2), keepdims=True)
+  sum_g_xhat = jnp.sum(g * x_hat, axis=(1, 2), keepdims=True)
+  # d/dx of the normalisation: project out the mean and the x_hat direction.
+  dx = (scale * inv_std) * (g - (sum_g + x_hat * sum_g_xhat) / count)
+  return dx, jnp.sum(sum_g_xhat, axis=(0, 1, 2)), jnp.sum(sum_g, axis=(0, 1, 2))
+
+
+instance_norm_nhwc.defvjp(_instance_norm_fwd, _instance_norm_bwd)
+
+
+class InstanceNorm(nn.Module):
+  """torch.nn.InstanceNorm2d(eps=1e-5): no running statistics, so train == eval.
+
+  Params 'scale' and 'bias' (when affine) as flax.linen.InstanceNorm names
+  them. Statistics are computed in float32 whatever the compute dtype.
+  """
+
+  affine: bool = True
+  epsilon: float = 1e-5
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    channels = x.shape[-1]
+    if self.affine:
+      scale = self.param('scale', nn.initializers.ones, (channels,), jnp.float32)
+      bias = self.param('bias', nn.initializers.zeros, (channels,), jnp.float32)
+    else:
+      scale = jnp.ones((channels,), jnp.float32)
+      bias = jnp.zeros((channels,), jnp.float32)
+    y = instance_norm_nhwc(x.astype(jnp.float32), scale, bias, self.epsilon)
+    return y.astype(self.dtype)
+
+
 def instance_norm(features_dtype: Dtype, affine: bool, name: Optional[str] = None):
   """InstanceNorm as torch.nn.InstanceNorm2d(eps=1e-5), biased variance."""
-  return nn.InstanceNorm(
-      epsilon=1e-5,
-      use_scale=affine,
-      use_bias=affine,
-      use_fast_variance=False,
-      dtype=features_dtype,
-      name=name,
-  )
+  return InstanceNorm(affine=affine, epsilon=1e-5, dtype=features_dtype, name=name)
 
 
 class PadConv(nn.Module):

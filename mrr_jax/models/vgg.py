@@ -62,6 +62,19 @@ def preprocess(x: jax.Array, mode: str = 'torch') -> jax.Array:
   return x
 
 
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """2x2 max pool, stride 2, on even H and W (as nn.max_pool(x, (2, 2), (2, 2))).
+
+  Written as a reshape and a max so its gradient is a compare-and-select rather
+  than XLA's select-and-scatter, which cost 15% of the perceptual-loss gradient
+  on CPU. Exact ties split the gradient instead of picking one input; ties
+  happen in practice at the zeros of the preceding ReLU, which zeroes their
+  gradient anyway.
+  """
+  n, h, w, c = x.shape
+  return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
 class VGG19Features(nn.Module):
   """Returns the five perceptual taps for an already preprocessed batch."""
 
@@ -74,7 +87,7 @@ class VGG19Features(nn.Module):
     x = x.astype(self.dtype)
     for layer in VGG19_LAYERS:
       if layer == 'M':
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = max_pool_2x2(x)
         continue
       name, width = layer
       x = nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype, name=name)(x)
