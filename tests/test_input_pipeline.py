@@ -57,6 +57,22 @@ def test_degrade_matches_pil_bicubic_on_lfw():
     assert _max_diff(lr, ref_lr) <= 1 and _max_diff(inp, ref_inp) <= 1
 
 
+@pytest.mark.parametrize('in_size,out_size', [(16, 128), (128, 16), (37, 100), (100, 37)])
+def test_resize_bicubic_is_pil_bit_for_bit(in_size, out_size):
+  shape = (in_size, in_size, 3)
+  images = [np.random.default_rng(seed).integers(0, 256, shape, np.uint8) for seed in range(3)]
+  binary = np.random.default_rng(3).integers(0, 2, shape, np.uint8) * 255
+  yy, xx = np.indices(shape[:2])
+  checker = np.repeat(((yy + xx) % 2 * 255).astype(np.uint8)[..., None], 3, axis=-1)
+  stripes = np.repeat((xx // 3 % 2 * 255).astype(np.uint8)[..., None], 3, axis=-1)
+  # 0/255 patterns make the bicubic overshoot, so the clipping to [0, 255] counts.
+  images += [binary, checker, stripes, stripes.transpose(1, 0, 2),
+             np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8)]
+  ref = [np.asarray(Image.fromarray(x).resize((out_size, out_size), Image.BICUBIC))
+         for x in images]
+  np.testing.assert_array_equal(ip.resize_bicubic(np.stack(images), out_size), np.stack(ref))
+
+
 def test_augment_identity_flip_and_zoom_out():
   hr = face_fakes.smooth_photo(0, 128, 128)
   rng = np.random.default_rng(0)
@@ -123,6 +139,7 @@ def test_train_batches_shapes_and_lr_is_pil_of_hr(faces):
   for hr, lr, inp in zip(_u8(batch['hr']), _u8(batch['lr']), _u8(batch['input'])):
     ref_lr, ref_inp = _pil_degrade(hr.astype(np.uint8))
     assert _max_diff(lr, ref_lr) <= 1 and _max_diff(inp, ref_inp) <= 1
+    np.testing.assert_array_equal(inp, ip.upsample_lr(lr.astype(np.uint8)))
 
 
 def test_same_seed_same_batches_other_seed_differs(faces):
