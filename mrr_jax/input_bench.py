@@ -33,7 +33,7 @@ def _cpu_seconds(proc: psutil.Process) -> float:
   return total
 
 
-def benchmark_input(config, warmup_batches: int = 5, timed_batches: int = 50) -> Dict[str, Any]:
+def benchmark_input(config, warmup_batches: int = 5, timed_batches: int = 200) -> Dict[str, Any]:
   """Times `timed_batches` train batches after `warmup_batches`; see the module doc."""
   it = input_pipeline.create_train_iterator(config.data, config.batch_size, config.seed)
   try:
