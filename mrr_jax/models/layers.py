@@ -135,7 +135,7 @@ class InstanceNorm(nn.Module):
   """torch.nn.InstanceNorm2d(eps=1e-5): no running statistics, so train == eval.
 
   Params 'scale' and 'bias' (when affine) as flax.linen.InstanceNorm names
-  them. Statistics are computed in float32 whatever the compute dtype.
+  them. Statistics are computed in float32, or float64 when computing in it.
   """
 
   affine: bool = True
@@ -151,7 +151,9 @@ class InstanceNorm(nn.Module):
     else:
       scale = jnp.ones((channels,), jnp.float32)
       bias = jnp.zeros((channels,), jnp.float32)
-    y = instance_norm_nhwc(x.astype(jnp.float32), scale, bias, self.epsilon)
+    stats_dtype = jnp.promote_types(self.dtype, jnp.float32)
+    y = instance_norm_nhwc(x.astype(stats_dtype), scale.astype(stats_dtype),
+                           bias.astype(stats_dtype), self.epsilon)
     return y.astype(self.dtype)
 
 
