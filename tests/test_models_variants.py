@@ -115,3 +115,23 @@ def test_vgg_max_pool_equals_flax_max_pool():
   g = jax.grad(lambda v: jnp.sum(vgg.max_pool_2x2(v) ** 2))(x)
   g_ref = jax.grad(lambda v: jnp.sum(nn.max_pool(v, (2, 2), strides=(2, 2)) ** 2))(x)
   np.testing.assert_allclose(g, g_ref, rtol=1e-6)  # no ties in a continuous sample
+
+
+def test_phase_split_upsample_conv_equals_the_direct_form():
+  """layers.upsample_conv3x3 == conv3x3(reflect_pad(nearest_x2(x), 1)), the authors' up conv."""
+  from mrr_jax.models import layers  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(5)
+  x = jnp.asarray(rng.normal(size=(2, 5, 6, 3)).astype(np.float32))
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 4)).astype(np.float32))
+  big = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)  # nearest x2
+  direct = jax.lax.conv_general_dilated(layers.reflect_pad(big, 1), kernel, (1, 1), 'VALID',
+                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  got = layers.upsample_conv3x3(x, kernel)
+  assert got.shape == (2, 10, 12, 4)
+  np.testing.assert_allclose(got, direct, rtol=1e-5, atol=1e-5)
+
+
+def test_pad_conv_refuses_an_upsample_it_does_not_implement():
+  from mrr_jax.models import layers  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match='3x3 stride-1'):
+    layers.PadConv(4, 5, upsample=True).init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 2)))

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mrr_jax.models.layers import G_KERNEL_INIT, PadConv, instance_norm, reflect_pad
+from mrr_jax.models.layers import G_KERNEL_INIT, InstanceNorm, PadConv, reflect_pad
 
 Dtype = Any
 ATTENTION_TYPES = ('mrr', 'cbam', 'none')
@@ -44,7 +44,7 @@ class MultiscaleAttention(nn.Module):
           branch_width, (k, k), padding='VALID', kernel_init=G_KERNEL_INIT,
           dtype=self.dtype, name=f'feature_extract_{k}')(window))
     a = nn.relu(jnp.concatenate(feats, axis=-1))
-    a = instance_norm(self.dtype, affine=False, name='norm')(a)
+    a = InstanceNorm(affine=False, dtype=self.dtype, name='norm')(a)
     a = PadConv(1, 3, dtype=self.dtype, name='out_block')(a)
     return nn.sigmoid(a)
 
@@ -99,7 +99,7 @@ class ResBlock(nn.Module):
     else:
       shortcut = PadConv(self.features, 3, stride=2 if down else 1, upsample=up,
                          dtype=self.dtype, name='shortcut_func')(x)
-    h = nn.leaky_relu(instance_norm(self.dtype, affine=True, name='preact_norm')(x), 0.2)
+    h = nn.leaky_relu(InstanceNorm(affine=True, dtype=self.dtype, name='preact_norm')(x), 0.2)
     h = PadConv(self.features, 3, upsample=up, norm=True, activation=True,
                 dtype=self.dtype, name='conv1')(h)
     h = PadConv(self.features, 3, stride=2 if down else 1, norm=True,

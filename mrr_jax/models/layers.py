@@ -36,13 +36,6 @@ def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
   return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
 
 
-def upsample_nearest2x(x: jax.Array) -> jax.Array:
-  """Nearest-neighbour x2 upsampling (torch F.interpolate(scale_factor=2))."""
-  n, h, w, c = x.shape
-  x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
-  return x.reshape(n, 2 * h, 2 * w, c)
-
-
 def _phase_kernels(kernel: jax.Array) -> jax.Array:
   """3x3 HWIO kernel -> (2, 2, 2, 2, I, O) 2x2 kernels per output phase (row a, col b).
 
@@ -157,16 +150,12 @@ class InstanceNorm(nn.Module):
     return y.astype(self.dtype)
 
 
-def instance_norm(features_dtype: Dtype, affine: bool, name: Optional[str] = None):
-  """InstanceNorm as torch.nn.InstanceNorm2d(eps=1e-5), biased variance."""
-  return InstanceNorm(affine=affine, epsilon=1e-5, dtype=features_dtype, name=name)
-
-
 class PadConv(nn.Module):
   """The authors' ConvLayer: [nearest x2] -> reflect pad k//2 -> conv -> [IN] -> [LeakyReLU 0.2].
 
-  The conv carries a bias only when no norm follows it, as in the code. The
-  up 3x3 case runs as upsample_conv3x3 (same params and result, less work).
+  The conv carries a bias only when no norm follows it, as in the code. With
+  upsample (3x3, stride 1: every up block) it runs as upsample_conv3x3, the
+  same function and params with less work.
   """
 
   features: int
@@ -179,12 +168,13 @@ class PadConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.upsample and self.kernel_size == 3 and self.stride == 1:
+    if self.upsample:
+      if (self.kernel_size, self.stride) != (3, 1):
+        raise ValueError('PadConv upsamples only before a 3x3 stride-1 conv (as every up '
+                         f'block does), got kernel {self.kernel_size}, stride {self.stride}')
       x = UpsampleConv3x3(self.features, use_bias=not self.norm, dtype=self.dtype,
                           name='conv2d')(x)
     else:
-      if self.upsample:
-        x = upsample_nearest2x(x)
       x = reflect_pad(x, self.kernel_size // 2)
       x = nn.Conv(
           self.features,
@@ -197,7 +187,7 @@ class PadConv(nn.Module):
           name='conv2d',
       )(x)
     if self.norm:
-      x = instance_norm(self.dtype, affine=True, name='norm')(x)
+      x = InstanceNorm(affine=True, dtype=self.dtype, name='norm')(x)
     if self.activation:
       x = nn.leaky_relu(x, 0.2)
     return x
