@@ -78,14 +78,19 @@ def upsample_lr(lr_u8: np.ndarray) -> np.ndarray:
   return np.asarray(Image.fromarray(lr_u8).resize((HR_SIZE, HR_SIZE), Image.BICUBIC))
 
 
-def degrade(hr_u8: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-  """128x128x3 uint8 HR -> (16x16x3 LR, 128x128x3 input), as the authors' code.
+def shrink_hr(hr_u8: np.ndarray) -> np.ndarray:
+  """128x128x3 uint8 HR -> 16x16x3 uint8 LR, PIL bicubic as the authors' code.
 
   PIL's bicubic resize (a = -0.5) widens its kernel by the scale when
   shrinking, i.e. it antialiases.
   """
-  lr = Image.fromarray(hr_u8).resize((LR_SIZE, LR_SIZE), Image.BICUBIC)
-  return np.asarray(lr), np.asarray(lr.resize((HR_SIZE, HR_SIZE), Image.BICUBIC))
+  return np.asarray(Image.fromarray(hr_u8).resize((LR_SIZE, LR_SIZE), Image.BICUBIC))
+
+
+def degrade(hr_u8: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  """128x128x3 uint8 HR -> (16x16x3 LR, 128x128x3 network input), as the authors' code."""
+  lr = shrink_hr(hr_u8)
+  return lr, upsample_lr(lr)
 
 
 # Pillow's 8-bit resampling (Resample.c) works in fixed point: integer weights
@@ -156,7 +161,7 @@ def _blas() -> threadpoolctl.ThreadpoolController:
   return threadpoolctl.ThreadpoolController()
 
 
-def resize_bicubic(u8: np.ndarray, size: int) -> np.ndarray:
+def pil_bicubic_batch(u8: np.ndarray, size: int) -> np.ndarray:
   """(B, H, W, C) uint8 -> (B, size, size, C) float64 holding PIL BICUBIC's uint8 values.
 
   Equal to Image.resize((size, size), Image.BICUBIC) on each image, bit for
@@ -263,7 +268,7 @@ def _collate(examples: Sequence[Dict[str, Image.Image]]) -> Batch:
   """PIL 'hr' and 'lr' images -> float32 [-1,1] 'input', 'hr', 'lr' batches.
 
   Each is to_float of the stacked uint8 images; 'input' is the LR upsampled
-  by resize_bicubic, PIL's bicubic for the whole batch at once.
+  by pil_bicubic_batch, PIL's bicubic for the whole batch at once.
   """
   _keep_freed_memory()  # here, so that grain's worker processes run it too
   out = {}
@@ -273,7 +278,7 @@ def _collate(examples: Sequence[Dict[str, Image.Image]]) -> Batch:
     for i, ex in enumerate(examples):
       u8[i] = np.frombuffer(ex[key].tobytes(), np.uint8).reshape(h, w, 3)
     out[key] = u8
-  out['input'] = resize_bicubic(out['lr'], HR_SIZE)
+  out['input'] = pil_bicubic_batch(out['lr'], HR_SIZE)
   return {key: to_float(out[key]) for key in ('input', 'hr', 'lr')}
 
 
@@ -552,7 +557,7 @@ class EvalBatches:
 
   Global batch b holds examples [b G, (b + 1) G); process p takes its slice
   [b G + p B, b G + (p + 1) B). Padding repeats zeros with mask 0 and name ''.
-  LR comes from the source when it has one (paired folders), else degrade(hr).
+  LR comes from the source when it has one (paired folders), else shrink_hr(hr).
   """
 
   def __init__(self, get: Callable[[int], Dict[str, Any]], num_examples: int,
@@ -574,7 +579,6 @@ class EvalBatches:
   def _make(self, indices: range) -> Batch:
     hr = np.zeros((len(indices), HR_SIZE, HR_SIZE, 3), np.uint8)
     lr = np.zeros((len(indices), LR_SIZE, LR_SIZE, 3), np.uint8)
-    inp = np.zeros_like(hr)
     mask = np.zeros((len(indices),), np.float32)
     names = [''] * len(indices)
     for row, i in enumerate(indices):
@@ -582,12 +586,11 @@ class EvalBatches:
         continue
       ex = self._get(i)
       hr[row] = ex['hr']
-      if 'lr' in ex:
-        lr[row], inp[row] = ex['lr'], upsample_lr(ex['lr'])
-      else:
-        lr[row], inp[row] = degrade(ex['hr'])
+      lr[row] = ex['lr'] if 'lr' in ex else shrink_hr(ex['hr'])
       mask[row] = 1.0
       names[row] = _text(ex['name'])
+    # The network input as training makes it (padding rows stay zero).
+    inp = pil_bicubic_batch(lr, HR_SIZE)
     return {'input': to_float(inp), 'hr': to_float(hr), 'lr': to_float(lr),
             'mask': mask, 'name': np.asarray(names, dtype=str)}
 

@@ -37,11 +37,8 @@ def resize_bicubic(image: np.ndarray, size: int) -> np.ndarray:
   return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC), np.uint8)
 
 
-def degrade(hr: np.ndarray) -> np.ndarray:
-  """The 16x16 LR of a 128x128 HR, made exactly as training makes it."""
-  return input_pipeline.degrade(hr)[0]
-
-
+# The 16x16 LR of a 128x128 HR, made exactly as training makes it.
+degrade = input_pipeline.shrink_hr
 # The network input's pixels (PIL bicubic 16->128), also the bicubic baseline.
 upsample_lr = input_pipeline.upsample_lr
 

@@ -58,7 +58,7 @@ def test_degrade_matches_pil_bicubic_on_lfw():
 
 
 @pytest.mark.parametrize('in_size,out_size', [(16, 128), (128, 16), (37, 100), (100, 37)])
-def test_resize_bicubic_is_pil_bit_for_bit(in_size, out_size):
+def test_pil_bicubic_batch_is_pil_bit_for_bit(in_size, out_size):
   shape = (in_size, in_size, 3)
   images = [np.random.default_rng(seed).integers(0, 256, shape, np.uint8) for seed in range(3)]
   binary = np.random.default_rng(3).integers(0, 2, shape, np.uint8) * 255
@@ -70,7 +70,7 @@ def test_resize_bicubic_is_pil_bit_for_bit(in_size, out_size):
              np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8)]
   ref = [np.asarray(Image.fromarray(x).resize((out_size, out_size), Image.BICUBIC))
          for x in images]
-  np.testing.assert_array_equal(ip.resize_bicubic(np.stack(images), out_size), np.stack(ref))
+  np.testing.assert_array_equal(ip.pil_bicubic_batch(np.stack(images), out_size), np.stack(ref))
 
 
 def test_augment_identity_flip_and_zoom_out():
