@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 
 from configs import default
 from mrr_jax import input_pipeline as ip
+from tests.batches import assert_same, take, to_u8
 
 N = 8
 BOX = (50, 50, 200, 200)
@@ -35,22 +36,6 @@ def _mocked_images(config):
   return [source[i]['image'] for i in range(N)]
 
 
-def _u8(x):
-  return np.round((np.asarray(x, np.float64) + 1.0) * 127.5).astype(np.uint8)
-
-
-def _take(it, n):
-  return [next(it) for _ in range(n)]
-
-
-def _assert_same(a, b):
-  assert len(a) == len(b)
-  for x, y in zip(a, b):
-    assert x.keys() == y.keys()
-    for k in x:
-      np.testing.assert_array_equal(x[k], y[k])
-
-
 def _no_augmentation(config):
   config.scale_range = (1.0, 1.0)
   config.flip = False
@@ -63,15 +48,15 @@ def test_an_epoch_is_every_image_cropped_by_the_box(lfw):
   # The box is square here: crop it, PIL bicubic 150 -> 128.
   expected = [np.asarray(Image.fromarray(im).crop(BOX).resize((128, 128), Image.BICUBIC))
               for im in images]
-  batches = _take(ip.create_train_iterator(_no_augmentation(lfw), 4, seed=0), 2)
+  batches = take(ip.create_train_iterator(_no_augmentation(lfw), 4, seed=0), 2)
   assert {k: (v.shape, v.dtype) for k, v in batches[0].items()} == {
       'input': ((4, 128, 128, 3), np.float32), 'hr': ((4, 128, 128, 3), np.float32),
       'lr': ((4, 16, 16, 3), np.float32)}
-  hrs = [hr for b in batches for hr in _u8(b['hr'])]
+  hrs = [hr for b in batches for hr in to_u8(b['hr'])]
   order = [next(i for i, e in enumerate(expected) if np.array_equal(hr, e)) for hr in hrs]
   assert sorted(order) == list(range(N))
   for b in batches:
-    for hr, lr, inp in zip(_u8(b['hr']), _u8(b['lr']), _u8(b['input'])):
+    for hr, lr, inp in zip(to_u8(b['hr']), to_u8(b['lr']), to_u8(b['input'])):
       ref_lr, ref_inp = ip.degrade(hr)
       np.testing.assert_array_equal(lr, ref_lr)
       np.testing.assert_array_equal(inp, ref_inp)
@@ -111,21 +96,21 @@ def test_same_crops_as_the_face_folder_builder(tmp_path):
 
 
 def test_same_seed_same_batches_other_seed_differs(lfw):
-  a = _take(ip.create_train_iterator(lfw, 4, seed=3), 3)
-  b = _take(ip.create_train_iterator(lfw, 4, seed=3), 3)
-  c = _take(ip.create_train_iterator(lfw, 4, seed=4), 3)
-  _assert_same(a, b)
+  a = take(ip.create_train_iterator(lfw, 4, seed=3), 3)
+  b = take(ip.create_train_iterator(lfw, 4, seed=3), 3)
+  c = take(ip.create_train_iterator(lfw, 4, seed=4), 3)
+  assert_same(a, b)
   assert not np.array_equal(a[0]['hr'], c[0]['hr'])
 
 
 def test_resume_gives_the_uninterrupted_batches(lfw):
-  whole = _take(ip.create_train_iterator(lfw, 2, seed=7), 6)
+  whole = take(ip.create_train_iterator(lfw, 2, seed=7), 6)
   it = ip.create_train_iterator(lfw, 2, seed=7)
-  first = _take(it, 2)
+  first = take(it, 2)
   state = json.loads(json.dumps(it.get_state()))
   resumed = ip.create_train_iterator(lfw, 2, seed=7)
   resumed.set_state(state)
-  _assert_same(first + _take(resumed, 4), whole)
+  assert_same(first + take(resumed, 4), whole)
 
 
 def test_steps_per_epoch(lfw):

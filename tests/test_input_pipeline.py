@@ -9,6 +9,7 @@ import pytest
 from configs import default
 from mrr_jax import input_bench
 from mrr_jax import input_pipeline as ip
+from tests.batches import assert_same, take, to_u8
 from tests import face_fakes
 
 LFW_DEV = '/work/shared/data/lfw_dev'
@@ -17,10 +18,6 @@ LFW_DEV = '/work/shared/data/lfw_dev'
 def _pil_degrade(hr):
   lr = Image.fromarray(hr).resize((16, 16), Image.BICUBIC)
   return np.asarray(lr), np.asarray(lr.resize((128, 128), Image.BICUBIC))
-
-
-def _u8(x):
-  return np.round((np.asarray(x, np.float64) + 1.0) * 127.5).astype(np.int64)
 
 
 def _max_diff(a, b):
@@ -118,41 +115,29 @@ def faces(tmp_path_factory):
   return config
 
 
-def _take(it, n):
-  return [next(it) for _ in range(n)]
-
-
-def _assert_same(a, b):
-  assert len(a) == len(b)
-  for x, y in zip(a, b):
-    assert x.keys() == y.keys()
-    for k in x:
-      np.testing.assert_array_equal(x[k], y[k])
-
-
 def test_train_batches_shapes_and_lr_is_pil_of_hr(faces):
   batch = next(ip.create_train_iterator(faces.data, 4, seed=0))
   assert {k: (v.shape, v.dtype) for k, v in batch.items()} == {
       'input': ((4, 128, 128, 3), np.float32), 'hr': ((4, 128, 128, 3), np.float32),
       'lr': ((4, 16, 16, 3), np.float32)}
   assert batch['hr'].min() >= -1.0 and batch['hr'].max() <= 1.0
-  for hr, lr, inp in zip(_u8(batch['hr']), _u8(batch['lr']), _u8(batch['input'])):
+  for hr, lr, inp in zip(to_u8(batch['hr']), to_u8(batch['lr']), to_u8(batch['input'])):
     ref_lr, ref_inp = _pil_degrade(hr.astype(np.uint8))
     assert _max_diff(lr, ref_lr) <= 1 and _max_diff(inp, ref_inp) <= 1
     np.testing.assert_array_equal(inp, ip.upsample_lr(lr.astype(np.uint8)))
 
 
 def test_same_seed_same_batches_other_seed_differs(faces):
-  a = _take(ip.create_train_iterator(faces.data, 4, seed=3), 3)
-  b = _take(ip.create_train_iterator(faces.data, 4, seed=3), 3)
-  c = _take(ip.create_train_iterator(faces.data, 4, seed=4), 3)
-  _assert_same(a, b)
+  a = take(ip.create_train_iterator(faces.data, 4, seed=3), 3)
+  b = take(ip.create_train_iterator(faces.data, 4, seed=3), 3)
+  c = take(ip.create_train_iterator(faces.data, 4, seed=4), 3)
+  assert_same(a, b)
   assert not np.array_equal(a[0]['hr'], c[0]['hr'])
 
 
 def test_process_shards_are_disjoint_and_cover(faces):
   src = ip.FaceSource(ip._train_builder(faces.data), 'train')
-  ident = lambda ds, i: int(_u8(ds[i]['hr'])[0, 0, 0, 0]) // 10
+  ident = lambda ds, i: int(to_u8(ds[i]['hr'])[0, 0, 0, 0]) // 10
   shards = [ip.train_dataset(src, 1, seed=0, scale_range=(1.0, 1.0), flip=False,
                              process_index=p, process_count=2) for p in range(2)]
   ids = [[ident(ds, i) for i in range(11)] for ds in shards]
@@ -167,14 +152,14 @@ def test_process_shards_are_disjoint_and_cover(faces):
 
 
 def test_resume_gives_the_uninterrupted_batches(faces):
-  whole = _take(ip.create_train_iterator(faces.data, 4, seed=7, process_index=1,
+  whole = take(ip.create_train_iterator(faces.data, 4, seed=7, process_index=1,
                                          process_count=2), 8)
   it = ip.create_train_iterator(faces.data, 4, seed=7, process_index=1, process_count=2)
-  first = _take(it, 3)
+  first = take(it, 3)
   state = json.loads(json.dumps(it.get_state()))
   resumed = ip.create_train_iterator(faces.data, 4, seed=7, process_index=1, process_count=2)
   resumed.set_state(state)
-  _assert_same(first + _take(resumed, 5), whole)
+  assert_same(first + take(resumed, 5), whole)
   assert [b['hr'].shape[0] for b in whole] == [2] * 8
 
 
@@ -191,9 +176,9 @@ def test_eval_batches_padded_masked_named(faces):
   assert names == [['0.png', '1.png'], ['4.png', ''], ['2.png', '3.png'], ['', '']]
   assert [list(b['mask']) for b in parts[0]] == [[1, 1], [1, 0]]
   lr0 = face_fakes.smooth_photo(200, 16, 16)
-  np.testing.assert_array_equal(_u8(parts[0][0]['lr'][0]), lr0)
-  np.testing.assert_array_equal(_u8(parts[0][0]['input'][0]), ip.upsample_lr(lr0))
-  np.testing.assert_array_equal(_u8(parts[0][0]['hr'][0]), face_fakes.smooth_photo(100, 128, 128))
+  np.testing.assert_array_equal(to_u8(parts[0][0]['lr'][0]), lr0)
+  np.testing.assert_array_equal(to_u8(parts[0][0]['input'][0]), ip.upsample_lr(lr0))
+  np.testing.assert_array_equal(to_u8(parts[0][0]['hr'][0]), face_fakes.smooth_photo(100, 128, 128))
   assert parts[0][1]['hr'][1].max() == -1.0     # padding is zero (-1 in [-1,1])
 
 
@@ -205,8 +190,8 @@ def test_eval_without_lr_degrades_hr_and_caps(faces):
   assert len(batches) == 1 and list(batches[0]['mask']) == [1, 1, 1, 0]
   hr = face_fakes.smooth_photo(101, 128, 128)
   lr, inp = ip.degrade(hr)
-  np.testing.assert_array_equal(_u8(batches[0]['lr'][1]), lr)
-  np.testing.assert_array_equal(_u8(batches[0]['input'][1]), inp)
+  np.testing.assert_array_equal(to_u8(batches[0]['lr'][1]), lr)
+  np.testing.assert_array_equal(to_u8(batches[0]['input'][1]), inp)
 
 
 def test_benchmark_reports_its_keys(faces):
