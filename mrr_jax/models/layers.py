@@ -5,7 +5,7 @@ no padding (ARCH.md "PadConv"); InstanceNorm uses eps 1e-5 and no running
 statistics, so train and eval outputs are identical.
 """
 import functools
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -29,11 +29,51 @@ def torch_bias_init(fan_in: int):
   return init
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
-  """Pads H and W by reflection (numpy 'reflect' == torch ReflectionPad2d)."""
+  """Pads H and W by reflection (numpy 'reflect' == torch ReflectionPad2d).
+
+  The gradient folds the padded border back onto the rows and columns it
+  mirrors, in one fused pass per axis; autodiff of jnp.pad's reflect mode
+  made XLA (CPU) write several full-size intermediates per pad instead.
+  """
+  return _reflect_pad(x, pad)
+
+
+def _reflect_pad(x, pad):
   if pad == 0:
     return x
   return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
+
+
+def _fold_reflected(g: jax.Array, pad: int, axis: int) -> jax.Array:
+  """Transpose of reflect padding along one axis: border rows add onto their mirrors.
+
+  Padded rows pad-1 .. 0 copy rows 1 .. pad, and the last pad rows copy rows
+  n-2 .. n-1-pad, so their gradients land there (flipped), zero-padded to n.
+  """
+  n = g.shape[axis] - 2 * pad
+  rows = lambda start, stop: jax.lax.slice_in_dim(g, start, stop, axis=axis)
+  zero = jnp.zeros((), g.dtype)
+  def placed(block, before):
+    config = [(0, 0, 0)] * g.ndim
+    config[axis] = (before, n - before - pad, 0)
+    return jax.lax.pad(jnp.flip(block, axis), zero, config)
+  return (rows(pad, pad + n) + placed(rows(0, pad), 1)
+          + placed(rows(pad + n, n + 2 * pad), n - 1 - pad))
+
+
+def _reflect_pad_fwd(x, pad):
+  return _reflect_pad(x, pad), None
+
+
+def _reflect_pad_bwd(pad, _, g):
+  if pad == 0:
+    return (g,)
+  return (_fold_reflected(_fold_reflected(g, pad, 1), pad, 2),)
+
+
+reflect_pad.defvjp(_reflect_pad_fwd, _reflect_pad_bwd)
 
 
 def _phase_kernels(kernel: jax.Array) -> jax.Array:
@@ -73,17 +113,89 @@ def upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return y.reshape(n, 2 * h, 2 * w, kernel.shape[-1])
 
 
-class UpsampleConv3x3(nn.Module):
-  """nn.Conv-compatible params ('kernel' HWIO, 'bias') for upsample_conv3x3."""
+_NHWC = ('NHWC', 'HWIO', 'NHWC')
+
+
+def _conv_stride2(xp: jax.Array, kernel: jax.Array) -> jax.Array:
+  return jax.lax.conv_general_dilated(xp, kernel, (2, 2), 'VALID', dimension_numbers=_NHWC)
+
+
+@jax.custom_vjp
+def conv3x3_stride2(xp: jax.Array, kernel: jax.Array) -> jax.Array:
+  """VALID 3x3 stride-2 conv of an already padded NHWC image (every down conv).
+
+  Same forward as lax; the input gradient of large ones is computed by output
+  parity (stride2_input_grad) instead of XLA's conv over a zero-dilated
+  gradient, which on CPU took 1.5-4x as long.
+  """
+  return _conv_stride2(xp, kernel)
+
+
+def stride2_input_grad(g: jax.Array, kernel: jax.Array, height: int, width: int) -> jax.Array:
+  """Gradient of conv3x3_stride2 with respect to its (height, width) input.
+
+  Input row 2p receives g[p] w0 + g[p-1] w2 and row 2p+1 receives g[p] w1, so
+  with g zero-padded by one on each side every (row, column) parity is a
+  stride-1 VALID conv of that padded g with taps (w2, w0) or (w1,): 9 taps in
+  all, the forward's work. The four parities interleave back into rows and
+  columns.
+  """
+  n, rows, cols, _ = g.shape
+  gz = jnp.pad(g, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  wt = jnp.swapaxes(kernel, 2, 3)                # (3, 3, out, in): the transposed conv
+  parities = ((jnp.array([2, 0]), 0), (jnp.array([1]), 1))  # (taps, first row of gz)
+  grid = [[jax.lax.conv_general_dilated(gz[:, r0:, c0:], wt[rt][:, ct], (1, 1), 'VALID',
+                                        dimension_numbers=_NHWC)
+           for ct, c0 in parities] for rt, r0 in parities]
+  dx = jnp.stack([jnp.stack(row, axis=3) for row in grid], axis=2)  # (n, rows+1, 2, cols+1, 2, in)
+  dx = dx.reshape(n, 2 * rows + 2, 2 * cols + 2, kernel.shape[2])
+  return dx[:, :height, :width]
+
+
+def _use_parity_grad(xp_shape, kernel_shape) -> bool:
+  # Measured on a 2-core CPU (BENCHMARKS.md): the parity form wins from 32x32
+  # outputs and 16 input channels up (input gradient 1.5-4x faster), and loses
+  # on 16x16 outputs or 3-channel inputs, where four small convs cost more
+  # than one.
+  out_rows = (xp_shape[1] - 3) // 2 + 1
+  out_cols = (xp_shape[2] - 3) // 2 + 1
+  return out_rows * out_cols >= 32 * 32 and kernel_shape[2] >= 16
+
+
+def _conv3x3_stride2_fwd(xp, kernel):
+  return _conv_stride2(xp, kernel), (xp, kernel)
+
+
+def _conv3x3_stride2_bwd(residuals, g):
+  xp, kernel = residuals
+  if _use_parity_grad(xp.shape, kernel.shape):
+    dxp = stride2_input_grad(g, kernel, xp.shape[1], xp.shape[2])
+    dkernel = jax.vjp(lambda k: _conv_stride2(xp, k), kernel)[1](g)[0]
+    return dxp, dkernel
+  return jax.vjp(_conv_stride2, xp, kernel)[1](g)
+
+
+conv3x3_stride2.defvjp(_conv3x3_stride2_fwd, _conv3x3_stride2_bwd)
+
+
+class KernelConv(nn.Module):
+  """nn.Conv's params ('kernel' HWIO with the G init, 'bias') around conv_fn(x, kernel).
+
+  For the convs this file computes itself (upsample_conv3x3,
+  conv3x3_stride2), so checkpoints and converted weights keep nn.Conv's tree.
+  """
 
   features: int
+  conv_fn: Callable[[jax.Array, jax.Array], jax.Array]
+  kernel_size: int = 3
   use_bias: bool = True
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param('kernel', G_KERNEL_INIT, (3, 3, x.shape[-1], self.features), jnp.float32)
-    y = upsample_conv3x3(x.astype(self.dtype), kernel.astype(self.dtype))
+    k = self.kernel_size
+    kernel = self.param('kernel', G_KERNEL_INIT, (k, k, x.shape[-1], self.features), jnp.float32)
+    y = self.conv_fn(x.astype(self.dtype), kernel.astype(self.dtype))
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
     return y
@@ -154,8 +266,9 @@ class PadConv(nn.Module):
   """The authors' ConvLayer: [nearest x2] -> reflect pad k//2 -> conv -> [IN] -> [LeakyReLU 0.2].
 
   The conv carries a bias only when no norm follows it, as in the code. With
-  upsample (3x3, stride 1: every up block) it runs as upsample_conv3x3, the
-  same function and params with less work.
+  upsample (3x3, stride 1: every up block) it runs as upsample_conv3x3, and a
+  3x3 stride-2 conv (every down block) as conv3x3_stride2: the same functions
+  and params with less work.
   """
 
   features: int
@@ -168,18 +281,22 @@ class PadConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    k, stride = self.kernel_size, self.stride
     if self.upsample:
-      if (self.kernel_size, self.stride) != (3, 1):
+      if (k, stride) != (3, 1):
         raise ValueError('PadConv upsamples only before a 3x3 stride-1 conv (as every up '
-                         f'block does), got kernel {self.kernel_size}, stride {self.stride}')
-      x = UpsampleConv3x3(self.features, use_bias=not self.norm, dtype=self.dtype,
-                          name='conv2d')(x)
+                         f'block does), got kernel {k}, stride {stride}')
+      x = KernelConv(self.features, upsample_conv3x3, use_bias=not self.norm,
+                     dtype=self.dtype, name='conv2d')(x)
+    elif (k, stride) == (3, 2):
+      x = KernelConv(self.features, conv3x3_stride2, use_bias=not self.norm,
+                     dtype=self.dtype, name='conv2d')(reflect_pad(x, 1))
     else:
-      x = reflect_pad(x, self.kernel_size // 2)
+      x = reflect_pad(x, k // 2)
       x = nn.Conv(
           self.features,
-          (self.kernel_size, self.kernel_size),
-          strides=self.stride,
+          (k, k),
+          strides=stride,
           padding='VALID',
           use_bias=not self.norm,
           kernel_init=G_KERNEL_INIT,
@@ -242,8 +359,10 @@ class SpectralNormConv(nn.Module):
     u_vec = jax.lax.stop_gradient(u.value)
     v_vec = jax.lax.stop_gradient(v.value)
     sigma = jnp.dot(u_vec, w_mat @ v_vec)
-    y = jax.lax.conv_general_dilated(
-        x.astype(self.dtype), (kernel / sigma).astype(self.dtype),
-        window_strides=(self.stride, self.stride), padding='VALID',
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    x, kernel = x.astype(self.dtype), (kernel / sigma).astype(self.dtype)
+    if (k, self.stride) == (3, 2):
+      y = conv3x3_stride2(x, kernel)
+    else:
+      y = jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), 'VALID',
+                                       dimension_numbers=_NHWC)
     return y + bias.astype(self.dtype)
