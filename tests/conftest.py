@@ -1,5 +1,6 @@
 """Shared fixtures: golden vectors from the authors' code and the seeded weight recipe."""
 import os
+import shutil
 import tempfile
 
 # Four CPU devices for the pmap tests; set before jax is imported anywhere.
@@ -9,10 +10,16 @@ os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
 # the Eigen path, 2x faster in float32 here, but its float64 convolutions are far
 # slower, and the float64 equivalence tests need them).
 os.environ.setdefault('MRR_JAX_KEEP_XLA_FLAGS', '1')
+# Everything the session and its subprocesses put in the temp folder goes
+# under one folder, removed when the session passes: the compilation cache,
+# pytest's tmp_path folders, and the empty scratch folder TFDS makes (and never
+# removes) each time it constructs a builder for an unprepared dataset.
+SESSION_TMP = tempfile.mkdtemp(prefix='mrr_jax_tests_')
+os.environ['TMPDIR'] = tempfile.tempdir = SESSION_TMP
 # One compilation cache for the session (and the subprocesses it starts): the
 # trainer tests compile the same step programs in several runs.
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
-  os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='mrr_jax_test_jit_cache_')
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = os.path.join(SESSION_TMP, 'jit_cache')
   os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '1'
 
 import numpy as np
@@ -23,6 +30,15 @@ from tests import golden_recipe
 DATA_DIR = os.path.join(os.path.dirname(__file__), 'data')
 SEED = 20251125
 SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data'))
+
+
+def pytest_sessionfinish(session, exitstatus):
+  """Removes SESSION_TMP after a passing session; a failing one keeps it to inspect."""
+  del session
+  if exitstatus == 0:
+    shutil.rmtree(SESSION_TMP, ignore_errors=True)
+  else:
+    print(f'\nmrr_jax tests: temporary files kept in {SESSION_TMP}')
 
 
 def nhwc(x):
