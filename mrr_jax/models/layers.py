@@ -179,7 +179,7 @@ conv3x3_stride2.defvjp(_conv3x3_stride2_fwd, _conv3x3_stride2_bwd)
 
 
 class KernelConv(nn.Module):
-  """nn.Conv's params ('kernel' HWIO with the G init, 'bias') around conv_fn(x, kernel).
+  """nn.Conv's 3x3 params ('kernel' HWIO with the G init, 'bias') around conv_fn(x, kernel).
 
   For the convs this file computes itself (upsample_conv3x3,
   conv3x3_stride2), so checkpoints and converted weights keep nn.Conv's tree.
@@ -187,14 +187,12 @@ class KernelConv(nn.Module):
 
   features: int
   conv_fn: Callable[[jax.Array, jax.Array], jax.Array]
-  kernel_size: int = 3
   use_bias: bool = True
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    k = self.kernel_size
-    kernel = self.param('kernel', G_KERNEL_INIT, (k, k, x.shape[-1], self.features), jnp.float32)
+    kernel = self.param('kernel', G_KERNEL_INIT, (3, 3, x.shape[-1], self.features), jnp.float32)
     y = self.conv_fn(x.astype(self.dtype), kernel.astype(self.dtype))
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
