@@ -19,6 +19,8 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
+from mrr_jax import platform
+
 config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
 _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'infer', 'input'], 'What to time.')
 _ITERS = flags.DEFINE_integer('iters', 7, 'Timed iterations (the median is reported).')
@@ -119,6 +121,7 @@ def run(config, mode: str):
       'peak_memory_mb': _peak_memory_mb(), 'model_tflops': tflops,
       'compute_dtype': config.compute_dtype,
       'xla_flags': os.environ.get('XLA_FLAGS', ''),
+      'glibc_tunables': os.environ.get('GLIBC_TUNABLES', ''),
   }
   if peak:
     result['mfu'] = tflops / (peak * len(devices))
@@ -131,4 +134,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  platform.reexec_with_hugepage_malloc()  # First: it restarts the process.
   app.run(main)

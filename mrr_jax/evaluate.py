@@ -32,6 +32,7 @@ import numpy as np
 
 from mrr_jax import lpips
 from mrr_jax import metrics
+from mrr_jax import platform
 from mrr_jax import sr_io
 from mrr_jax import visualize
 
@@ -367,5 +368,6 @@ def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> None:
 
 
 if __name__ == '__main__':
+  platform.reexec_with_hugepage_malloc()  # First: it restarts the process.
   define_flags()
   app.run(main)

@@ -18,6 +18,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from mrr_jax import platform
 from mrr_jax import sr_io
 from mrr_jax import visualize
 
@@ -113,5 +114,6 @@ def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> None:
 
 
 if __name__ == '__main__':
+  platform.reexec_with_hugepage_malloc()  # First: it restarts the process.
   define_flags()
   app.run(main)

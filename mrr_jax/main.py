@@ -13,6 +13,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from mrr_jax import platform
+
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and TensorBoard logs.')
 config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False,
@@ -52,4 +54,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  platform.reexec_with_hugepage_malloc()  # First: it restarts the process.
   app.run(main)
