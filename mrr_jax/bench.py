@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
+from mrr_jax import cli
 from mrr_jax import platform
 
 config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
@@ -135,4 +136,4 @@ def main(argv):
 
 if __name__ == '__main__':
   platform.reexec_with_hugepage_malloc()  # First: it restarts the process.
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

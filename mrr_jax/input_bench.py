@@ -18,6 +18,7 @@ from absl import flags
 from ml_collections import config_flags
 import psutil
 
+from mrr_jax import cli
 from mrr_jax import input_pipeline
 
 
@@ -65,4 +66,4 @@ if __name__ == '__main__':
   # Defined only when run as a script: mrr_jax.bench imports this module and
   # defines its own --config, and absl refuses a flag defined twice.
   config_flags.DEFINE_config_file('config', None, 'Training config file.')
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

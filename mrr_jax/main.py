@@ -13,6 +13,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from mrr_jax import cli
 from mrr_jax import platform
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and TensorBoard logs.')
@@ -55,4 +56,4 @@ def main(argv):
 
 if __name__ == '__main__':
   platform.reexec_with_hugepage_malloc()  # First: it restarts the process.
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)
