@@ -59,6 +59,8 @@ def test_four_devices_equal_one(phase):
   with jax.enable_x64(True):
     one, hist_one = _run(config, 1, batches)
     four, hist_four = _run(config, 4, batches)
+    init = train.init_state(config, *train.build_models(config),
+                            *train.make_optimizers(config, 100)[:2], 0)
   assert int(one.step) == int(four.step) == 2
   _assert_trees_close(one.g_params, four.g_params, 1e-5)
   if phase == 'gan':
@@ -69,8 +71,6 @@ def test_four_devices_equal_one(phase):
     np.testing.assert_allclose(hist_one[1]['g_gan'], hist_four[1]['g_gan'], rtol=1e-5)
   np.testing.assert_allclose(hist_one[1]['l1'], hist_four[1]['l1'], rtol=1e-5)
   # And the step changed something: params moved away from init.
-  init = train.init_state(config, *train.build_models(config),
-                          *train.make_optimizers(config, 100)[:2], 0)
   moved = max(float(np.max(np.abs(a - b))) for a, b in zip(
       jax.tree_util.tree_leaves(one.g_params), jax.tree_util.tree_leaves(init.g_params)))
   assert moved > 1e-5
