@@ -13,7 +13,7 @@ are the same math (fp32 convolutions either way; golden tests pass on both).
 """
 import os
 import sys
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Mapping, Optional, Tuple
 
 YNN_FLAG = '--xla_cpu_experimental_ynn_fusion_type'
 
@@ -78,7 +78,7 @@ def hugepage_malloc_env(environ: Mapping[str, str], thp_mode: str,
   return dict(environ, GLIBC_TUNABLES=':'.join(t for t in (tunables, HUGEPAGE_TUNABLE) if t))
 
 
-def reexec_with_hugepage_malloc(orig_argv: Optional[Sequence[str]] = None) -> None:
+def reexec_with_hugepage_malloc() -> None:
   """Re-executes this command (same PID) with hugepage_malloc_env(), when it applies.
 
   For the entry points' `if __name__ == '__main__'` blocks only, before any
@@ -89,7 +89,7 @@ def reexec_with_hugepage_malloc(orig_argv: Optional[Sequence[str]] = None) -> No
   env = hugepage_malloc_env(os.environ, _thp_mode(), _glibc_version())
   if env is None:
     return
-  argv = [sys.executable] + list(orig_argv if orig_argv is not None else sys.orig_argv)[1:]
+  argv = [sys.executable] + sys.orig_argv[1:]
   sys.stdout.flush()
   sys.stderr.flush()
   try:
