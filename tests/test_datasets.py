@@ -90,7 +90,7 @@ def test_celeba_missing_file_message(tmp_path):
   _, files, partition, marks = _celeba_files()
   face_fakes.celeba(str(tmp_path / 'manual'), files, partition, marks)
   os.remove(tmp_path / 'manual' / 'list_eval_partition.txt')
-  with pytest.raises(FileNotFoundError, match=r'list_eval_partition\.txt.*CelebA page'):
+  with pytest.raises(common.MissingDataError, match=r'list_eval_partition\.txt.*CelebA page'):
     _build('celeba_face_sr', tmp_path / 'data', tmp_path / 'manual')
 
 

@@ -75,6 +75,8 @@ class CelebaFaceSr(common.FaceSrBuilder):
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Landmark box rule 3.5 d, raw uint8 HR.'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
+  MANUAL_DIR_HOLDS = ("CelebA's downloads (img_align_celeba.zip, "
+                      'list_landmarks_align_celeba.txt, list_eval_partition.txt)')
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self._face_info(
@@ -83,7 +85,7 @@ class CelebaFaceSr(common.FaceSrBuilder):
         homepage='https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html')
 
   def _split_generators(self, dl_manager):
-    root = str(dl_manager.manual_dir)
+    root = self._manual_folder(dl_manager)
     images = _find_images(root)
     landmarks = _require(root, 'list_landmarks_align_celeba.txt', 'CelebA landmark file (Anno/)')
     partition = _require(root, 'list_eval_partition.txt', 'CelebA partition file (Eval/)')
@@ -97,7 +99,8 @@ class CelebaFaceSr(common.FaceSrBuilder):
     source = common.FileSource(images)
     index = _member_index(source)
     try:
-      yield from self._filtered(split, ((n, _example_fn(source, index, marks, n)) for n in names))
+      yield from self._filtered(split, ((n, _example_fn(source, index, marks, n)) for n in names),
+                                where=images)
     finally:
       source.close()
 

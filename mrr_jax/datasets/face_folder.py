@@ -12,12 +12,15 @@ and box (delete that config's directory to rebuild after changing the folder).
 Each image: optional fixed crop box (x0, y0, x1, y1) (config `lfw` uses LFW's
 (50, 50, 200, 200), which frames a 250x250 LFW photo like a CelebA crop), a
 non-square result is cut to its centred square, then PIL-bicubic resized to
-128x128. One split, train, in sorted relative-path order.
+128x128. One split, train, in sorted relative-path order. Files that cannot be
+used (unreadable, special, empty, corrupt, a name that is not UTF-8, a crop too
+small) and sub-folders that cannot be listed are skipped and reported (common).
 
 Features: hr uint8 (128, 128, 3) raw, name (path relative to the folder).
 """
 import dataclasses
 import hashlib
+import itertools
 import os
 import re
 from typing import Optional
@@ -53,6 +56,8 @@ class FaceFolder(common.FaceSrBuilder):
                        description="LFW photos with the box (50, 50, 200, 200)."),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
+  MANUAL_DIR_HOLDS = f'face photos ({", ".join(common.IMAGE_EXTENSIONS)})'
+  MANUAL_DIR_KEY = 'data.train_dir'
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self._face_info(
@@ -60,25 +65,34 @@ class FaceFolder(common.FaceSrBuilder):
         description='A folder of face images at 128x128 for face SR.')
 
   def _split_generators(self, dl_manager):
-    root = str(dl_manager.manual_dir)
+    root = self._manual_folder(dl_manager)
     if not os.path.isdir(root):
-      raise common.missing_file_error(root, 'folder of face images',
-                                      'Pass the folder as --manual_dir or data.train_dir.')
+      raise common.MissingDataError(
+          f'face_folder: {root} is not a folder; set --config.{self.MANUAL_DIR_KEY}=DIR to a '
+          f'folder of {self.MANUAL_DIR_HOLDS}')
     return {'train': self._generate_examples(root)}
 
   def _generate_examples(self, root: str):
     source = common.FileSource(root)
-    names = [n for n in source.names() if common.is_image_name(n)]
-    if not names:
-      raise common.missing_file_error(
-          root, f'face images (none with extension {", ".join(common.IMAGE_EXTENSIONS)})',
-          'Put the images in that folder.')
+    files = source.names()
+    names = [n for n in files if common.is_image_name(n)]
+    if not names and not source.unlisted:
+      raise common.no_images_error('face images', root, len(files))
     box = self.builder_config.crop_box
-    yield from self._filtered('train', ((n, _example_fn(source, n, box)) for n in names))
+    # A sub-folder that cannot be listed counts as one bad file.
+    unlisted = ((n, _failing_fn(reason)) for n, reason in source.unlisted)
+    images = ((n, _example_fn(source, n, box)) for n in names)
+    yield from self._filtered('train', itertools.chain(unlisted, images), where=root)
 
 
 def _example_fn(source: common.FileSource, name: str, box: Optional[common.Box]):
   def make():
     image = common.load_rgb(source.read(name))
     return {'hr': common.crop_resize(image, box), 'name': name}
+  return make
+
+
+def _failing_fn(reason: str):
+  def make():
+    raise common.BadImageError(reason)
   return make

@@ -56,6 +56,8 @@ class HelenFaceSr(common.FaceSrBuilder):
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Landmark box rule 3.5 d, raw uint8 HR.'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
+  MANUAL_DIR_HOLDS = ("Helen's downloads (helen_1.zip ... helen_5.zip, annotation.zip, "
+                      'trainnames.txt, testnames.txt)')
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self._face_info(
@@ -64,7 +66,7 @@ class HelenFaceSr(common.FaceSrBuilder):
         homepage='http://www.ifp.illinois.edu/~vuongle2/helen/')
 
   def _split_generators(self, dl_manager):
-    root = str(dl_manager.manual_dir)
+    root = self._manual_folder(dl_manager)
     lists = {split: _read_names(root, f'{split}names.txt') for split in ('train', 'test')}
     annotations = _read_annotations(root)
     for source in _image_sources(root):   # fail early when no image zip is there
@@ -81,7 +83,8 @@ class HelenFaceSr(common.FaceSrBuilder):
         if common.is_image_name(member):
           index[os.path.splitext(os.path.basename(member))[0]] = (source, member)
     try:
-      yield from self._filtered(split, ((n, _example_fn(index, annotations, n)) for n in names))
+      yield from self._filtered(split, ((n, _example_fn(index, annotations, n)) for n in names),
+                                where=root)
     finally:
       for source in sources:
         source.close()

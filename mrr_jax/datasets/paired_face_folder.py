@@ -9,12 +9,13 @@ any folder laid out as
 or, without building, data.eval_hr_dir=DIR/HR data.eval_lr_dir=DIR/LR.
 Pairs are kept exactly as given: no re-cropping, no resizing, the LR used as is.
 A pair whose HR is not 128x128 or LR not 16x16, or whose LR is missing, is
-skipped and reported like a corrupt file. One split, test, sorted by name.
+skipped and reported like any bad file (unreadable, special, empty, corrupt,
+a name that is not UTF-8; see common). One split, test, sorted by name.
 
 Features: hr uint8 (128, 128, 3) raw, lr uint8 (16, 16, 3) raw, name.
 """
 import os
-from typing import Callable, Dict, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -28,29 +29,48 @@ def read_pair(hr_dir: str, lr_dir: Optional[str], name: str) -> Dict[str, np.nda
   example = {'hr': hr, 'name': name}
   if lr_dir:
     lr_path = os.path.join(lr_dir, name)
-    if not os.path.isfile(lr_path):
-      raise common.BadImageError(f'no LR image {lr_path}')
+    if not os.path.lexists(lr_path):
+      raise common.BadImageError(f'no LR image {common.display_name(lr_path)}')
     example['lr'] = _read_exact(lr_path, common.LR_SIZE, 'LR')
   return example
 
 
 def iter_pairs(hr_dir: str, lr_dir: Optional[str]
                ) -> Iterator[Tuple[str, Callable[[], Dict[str, np.ndarray]]]]:
-  """(name, example thunk) for each HR image in sorted order."""
-  if not os.path.isdir(hr_dir):
-    raise common.missing_file_error(hr_dir, 'HR folder of the paired test set',
-                                    'It holds the 128x128 ground-truth images.')
-  if lr_dir and not os.path.isdir(lr_dir):
-    raise common.missing_file_error(lr_dir, 'LR folder of the paired test set',
-                                    'It holds the 16x16 inputs named like the HR images.')
-  for name in sorted(os.listdir(hr_dir)):
-    if common.is_image_name(name):
-      yield name, lambda name=name: read_pair(hr_dir, lr_dir, name)
+  """(name, example thunk) for each HR image in sorted order.
+
+  A missing or unlistable folder, or an HR folder without images, is a DataError.
+  """
+  _require_folder(hr_dir, 'HR', '128x128 ground-truth images', 'data.eval_hr_dir')
+  if lr_dir:
+    _require_folder(lr_dir, 'LR', '16x16 inputs named like the HR images', 'data.eval_lr_dir')
+  files = _list(hr_dir)
+  names = [n for n in files if common.is_image_name(n)]
+  if not names:
+    raise common.no_images_error('HR images', hr_dir, len(files))
+  for name in names:
+    yield name, lambda name=name: read_pair(hr_dir, lr_dir, name)
+
+
+def _require_folder(folder: str, which: str, holds: str, key: str) -> None:
+  if not os.path.isdir(folder):
+    state = 'is not a folder' if os.path.lexists(folder) else 'does not exist'
+    raise common.MissingDataError(
+        f'the {which} folder of the paired test set {folder} {state}; it should hold the '
+        f'{holds} (--config.{key}=DIR, or {which}/ in --manual_dir for tfds build)')
+
+
+def _list(folder: str) -> List[str]:
+  """The sorted entries of folder; a DataError if it cannot be listed."""
+  try:
+    return sorted(os.listdir(folder))
+  except OSError as e:
+    raise common.DataError(
+        f'cannot list the folder {folder}: {common.os_error_reason(folder, e)}') from e
 
 
 def _read_exact(path: str, size: int, what: str) -> np.ndarray:
-  with open(path, 'rb') as f:
-    image = common.load_rgb(f.read())
+  image = common.load_rgb(common.read_file(path))
   if image.shape[:2] != (size, size):
     raise common.BadImageError(f'{what} is {image.shape[1]}x{image.shape[0]}, not {size}x{size}')
   return image
@@ -62,6 +82,7 @@ class PairedFaceFolder(common.FaceSrBuilder):
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Pairs kept as given, raw uint8.'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
+  MANUAL_DIR_HOLDS = 'a paired test set: HR/ (128x128) and LR/ (16x16) images, same names'
 
   def _info(self) -> tfds.core.DatasetInfo:
     lr = common.raw_image_feature(common.LR_SIZE)
@@ -70,8 +91,8 @@ class PairedFaceFolder(common.FaceSrBuilder):
         description='Paired HR 128x128 / LR 16x16 face test images, as given.')
 
   def _split_generators(self, dl_manager):
-    root = str(dl_manager.manual_dir)
+    root = self._manual_folder(dl_manager)
     return {'test': self._generate_examples(os.path.join(root, 'HR'), os.path.join(root, 'LR'))}
 
   def _generate_examples(self, hr_dir: str, lr_dir: str):
-    yield from self._filtered('test', iter_pairs(hr_dir, lr_dir))
+    yield from self._filtered('test', iter_pairs(hr_dir, lr_dir), where=hr_dir)
