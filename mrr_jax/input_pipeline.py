@@ -24,6 +24,9 @@ do not race. `name` may also be a TFDS catalog dataset with an image feature
 (image_key), e.g. lfw: TFDS downloads it on first use (this needs internet),
 and each train image gets face_folder's crop (crop_box, centred square, PIL
 bicubic to 128x128) as it is read. Catalog datasets are for training only.
+Building and the paired folders skip bad files (mrr_jax.datasets.common); what
+the user must fix (no data configured, a missing or empty folder, too many bad
+files) raises common.DataError, a ValueError with a one-line message.
 """
 import ctypes
 import functools
@@ -441,12 +444,30 @@ def _builder(data_config, name: str, manual_dir: str,
   return _prepare(_unprepared_builder(data_config, name, config), manual_dir)
 
 
+def _prepare_configured(builder: tfds.core.DatasetBuilder, data_config, purpose: str,
+                        instead: str, tail: str = '') -> tfds.core.DatasetBuilder:
+  """_prepare from data.manual_dir; a DataError naming the keys when no data is configured.
+
+  With data.manual_dir unset TFDS looks in DATA_DIR/downloads/manual, which
+  most users never fill: its absence means no data was configured at all.
+  """
+  try:
+    return _prepare(builder, data_config.manual_dir)
+  except common.ManualDirError as e:
+    if data_config.manual_dir:
+      raise
+    raise common.DataError(
+        f'no {purpose} data: set {instead} or --config.data.manual_dir=DIR holding '
+        f'{builder.MANUAL_DIR_HOLDS} for data.name={data_config.name}{tail}') from e
+
+
 def _train_builder(data_config) -> tfds.core.DatasetBuilder:
   if data_config.train_dir:
     config = face_folder.config_for(data_config.train_dir,
                                     common.parse_box(data_config.crop_box))
     return _builder(data_config, 'face_folder', data_config.train_dir, config)
-  return _builder(data_config, data_config.name, data_config.manual_dir)
+  return _prepare_configured(_unprepared_builder(data_config, data_config.name), data_config,
+                             'training', '--config.data.train_dir=DIR (a folder of face photos)')
 
 
 def _train_source(data_config) -> Sequence[Dict[str, Any]]:
@@ -604,12 +625,12 @@ def _load_paired_folder(hr_dir: str, lr_dir: str) -> List[Dict[str, Any]]:
   examples, bad, total = [], [], 0
   for name, make in paired_face_folder.iter_pairs(hr_dir, lr_dir or None):
     total += 1
-    try:
-      examples.append(make())
-    except common.BadImageError as e:
-      bad.append({'file': name, 'reason': str(e)})
-  common.check_bad_fraction(f'eval folder {hr_dir}', bad, total,
-                            common.DEFAULT_MAX_BAD_FRACTION)
+    example, bad_one = common.try_example(name, make)
+    if bad_one is None:
+      examples.append(example)
+    else:
+      bad.append(bad_one)
+  common.check_bad_fraction('eval', bad, total, common.DEFAULT_MAX_BAD_FRACTION, where=hr_dir)
   return examples
 
 
@@ -624,7 +645,12 @@ def _eval_source(data_config) -> Sequence[Dict[str, Any]]:
     raise ValueError(f'TFDS dataset {data_config.name!r} is used for training only: set '
                      'data.eval_hr_dir (and data.eval_lr_dir) to a paired test folder, or '
                      'eval_every_steps=0.')
-  return FaceSource(_prepare(builder, data_config.manual_dir), 'test')
+  builder = _prepare_configured(
+      builder, data_config, 'evaluation',
+      '--config.data.eval_hr_dir=DIR (the HR/ folder of a paired test set; '
+      '--config.data.eval_lr_dir=DIR its LR/)',
+      ', or turn evaluation off with --config.eval_every_steps=0')
+  return FaceSource(builder, 'test')
 
 
 def _limit(data_config, n: int) -> int:
