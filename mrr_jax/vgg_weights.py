@@ -4,7 +4,11 @@
   https://download.pytorch.org/models/vgg19-dcbb9e9d.pth
 - Keras applications' `vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`:
   https://storage.googleapis.com/tensorflow/keras-applications/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5
+- torchvision's state_dict saved as `.safetensors` or `.npz` (the same keys).
 Nothing is downloaded here: the user names the file in `config.vgg_weights`.
+No code in the file runs: a `.pth` is read by torch.load(weights_only=True) or
+by mrr_jax.torch_io's restricted reader, which refuse anything but tensors
+(see mrr_jax/torch_io.py); `.safetensors`, `.npz` and `.h5` hold no code.
 """
 import os
 from typing import Any, Dict, List, Tuple
@@ -40,7 +44,7 @@ def _read_keras_h5(path: str) -> Dict[str, List[np.ndarray]]:
 
 
 def load_vgg19(path: str) -> Tuple[Dict[str, Any], str]:
-  """(VGG19Features params, preprocess mode) from a .pth/.npz or Keras .h5 file."""
+  """(VGG19Features params, preprocess mode) from a .pth/.safetensors/.npz or Keras .h5 file."""
   if not path:
     raise VGGWeightsError(f'no VGG19 weights configured (config.vgg_weights is empty): {WHERE_TO_GET}')
   if not os.path.isfile(path):
