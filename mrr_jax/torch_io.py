@@ -15,6 +15,7 @@ A .safetensors file (a JSON header and raw bytes) and an .npz read with
 allow_pickle=False hold no code at all; mrr_jax.convert also writes
 .safetensors, atomically (write_safetensors).
 """
+import _compat_pickle
 import collections
 import os
 import pickle
@@ -147,6 +148,17 @@ def _refuse_storage(saved_id: tuple) -> None:
   raise StateDictError(f'a tensor storage {saved_id[:3]!r} outside the state_dict record')
 
 
+def _python3_name(module: str, name: str) -> Tuple[str, str]:
+  """Python 3's name for a global: protocol-2 pickles say __builtin__.exec for builtins.exec.
+
+  pickle's own find_class maps these (fix_imports); ours is called with the raw
+  names, and refusals should name what the file asks for as Python 3 knows it.
+  """
+  if (module, name) in _compat_pickle.NAME_MAPPING:
+    return _compat_pickle.NAME_MAPPING[(module, name)]
+  return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
 class _Unpickler(pickle.Unpickler):
   """Admits only what a state_dict is made of; `where` names the file and record in errors."""
 
@@ -162,6 +174,7 @@ class _Unpickler(pickle.Unpickler):
     self._where, self._load_storage = where, load_storage
 
   def find_class(self, module, name):
+    module, name = _python3_name(module, name)
     if (module, name) in self._ALLOWED:
       return self._ALLOWED[(module, name)]
     if module == 'torch' and name in _STORAGE_DTYPES:
