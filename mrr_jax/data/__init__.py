@@ -1,0 +1,1 @@
+"""Face-SR data: resizing, degradation and augmentation, sources, and the input pipeline."""
