@@ -5,6 +5,13 @@ r"""The paper's ablations of the attention (phase 1, L1), one config argument ea
   cbam            MRR-CBAM: CBAM in place of the multiscale attention
 Combinable with the shared variants, e.g. 'k13+tiny' or 'cbam+helen':
   python -m mrr_jax.main --config configs/ablation.py:k13 --workdir runs/ablation_k13
+
+These are phase-1 runs with the default schedule. The paper's Table 3 rows are
+MRRGANs (phase 1 with the kernel set, then phase 2 from it) and Table 4 has a
+w/o SA model of each phase: configs/recipes/ (celeba_k13_mrrgan.py,
+celeba_nosa_mrrnet.py, celeba_nosa_mrrgan.py, celeba_cbam_mrrnet.py, ...) gives
+both phases with the paper's schedule and figures, building the models from
+ABLATIONS below.
 """
 from configs import default, variants
 
