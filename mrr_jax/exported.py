@@ -27,6 +27,7 @@ FORMAT_NAME = 'mrr_jax.generator'
 FORMAT_VERSION = 1
 MODEL_FILE = 'model.json'
 PARAMS_FILE = 'params.msgpack'
+EXPORT_FILES = (MODEL_FILE, PARAMS_FILE)
 # A training workdir's copy of its config; export reads the architecture from it.
 RUN_CONFIG_FILE = 'config.json'
 MODEL_FIELDS = ('base_channels', 'max_channels', 'num_down', 'num_res', 'attention',
@@ -74,13 +75,76 @@ def check_params(model: MRRNet, params: Mapping[str, Any]) -> None:
     raise ExportError('params do not fit the generator config: ' + '; '.join(problems))
 
 
+def _listing(path: str, limit: int = 5) -> str:
+  """'3 entries: a.jpg, b.jpg, notes.txt' for the refusal messages."""
+  names = sorted(os.listdir(path))
+  shown = ', '.join(names[:limit]) + (', ...' if len(names) > limit else '')
+  return f'{len(names)} entries: {shown}' if names else 'nothing'
+
+
+def check_replaceable(path: str) -> None:
+  """Raises ExportError unless `path` is an export that --overwrite may replace.
+
+  Only a folder whose model.json says it is an mrr_jax export, and that holds
+  nothing but the files an export is made of, is ever removed: a mistyped
+  --output must not delete a folder of photos or a training run.
+  """
+  if not os.path.isdir(path):
+    raise ExportError(f'refusing to overwrite {path}: it is a file, not an export directory')
+  try:
+    read_model_json(path)
+  except ExportError as e:
+    raise ExportError(f'refusing to overwrite {path}: it is not an mrr_jax export '
+                      f'(it holds {_listing(path)})') from e
+  foreign = sorted(set(os.listdir(path)) - set(EXPORT_FILES))
+  if foreign:
+    raise ExportError(f'refusing to overwrite {path}: besides the export it holds '
+                      f'{", ".join(foreign[:5])}{", ..." if len(foreign) > 5 else ""}, '
+                      'which mrr_jax did not write; move them or choose a new output directory')
+
+
+def check_output_dir(path: str, overwrite: bool) -> str:
+  """The absolute output path, after the checks save_generator makes before writing."""
+  path = os.path.abspath(path)
+  if os.path.lexists(path):
+    if not overwrite:
+      raise ExportError(f'{path} already exists; choose a new output directory '
+                        '(or pass --overwrite to replace an earlier export there)')
+    check_replaceable(path)
+  parent = os.path.dirname(path)
+  if os.path.exists(parent) and not os.path.isdir(parent):
+    raise ExportError(f'cannot create {path}: {parent} is a file')
+  return path
+
+
+def _replace_dir(tmp: str, path: str) -> None:
+  """Moves the finished folder `tmp` to `path`, replacing an export there.
+
+  The old export is first renamed aside, so at every moment `path` holds
+  either the whole old export or the whole new one.
+  """
+  if not os.path.lexists(path):
+    os.replace(tmp, path)
+    return
+  old = tempfile.mkdtemp(prefix='.' + os.path.basename(path) + '.old-', dir=os.path.dirname(path))
+  os.rmdir(old)
+  os.replace(path, old)
+  try:
+    os.replace(tmp, path)
+  except BaseException:
+    os.replace(old, path)
+    raise
+  shutil.rmtree(old, ignore_errors=True)
+
+
 def save_generator(path: str, model: MRRNet, params: Mapping[str, Any],
                    metadata: Optional[Mapping[str, Any]] = None, overwrite: bool = False) -> str:
-  """Writes an export directory atomically; returns its path."""
+  """Writes an export directory atomically; returns its path.
+
+  With overwrite, replaces only an earlier export (check_replaceable).
+  """
   check_params(model, params)
-  path = os.path.abspath(path)
-  if os.path.exists(path) and not overwrite:
-    raise ExportError(f'{path} already exists; choose a new output directory')
+  path = check_output_dir(path, overwrite)
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(path) + '.tmp-', dir=parent)
@@ -92,9 +156,8 @@ def save_generator(path: str, model: MRRNet, params: Mapping[str, Any],
            'metadata': dict(metadata or {})}
     with open(os.path.join(tmp, MODEL_FILE), 'w') as f:
       json.dump(doc, f, indent=2, sort_keys=True)
-    if os.path.exists(path):
-      shutil.rmtree(path)
-    os.replace(tmp, path)
+    check_output_dir(path, overwrite)  # Again: something may have appeared meanwhile.
+    _replace_dir(tmp, path)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
