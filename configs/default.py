@@ -55,10 +55,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Bookkeeping.
   config.init_from = ''                   # phase-1 workdir or checkpoint dir for phase 2.
-  config.log_every_steps = 100
-  config.eval_every_steps = 5000
-  config.checkpoint_every_steps = 1000
-  config.image_every_steps = 1000
+  config.log_every_steps = 100            # >= 1.
+  config.eval_every_steps = 5000          # 0 = no periodic evaluation.
+  config.checkpoint_every_steps = 1000    # 0 = only at the end and on preemption.
+  config.image_every_steps = 1000         # 0 = no image summaries.
   config.max_to_keep = 3
   config.ema_decay = 0.0                  # > 0 keeps an EMA of G params (evaluated, exported).
   config.compute_dtype = 'float32'        # 'bfloat16' = bf16 compute with f32 params.

@@ -14,7 +14,9 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from mrr_jax import cli
+from mrr_jax import config_checks
 from mrr_jax import platform
+from mrr_jax import workdir_lock
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and TensorBoard logs.')
 config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
@@ -36,6 +38,10 @@ def _hide_accelerators_from_tensorflow():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  try:  # Before anything is imported, started or written.
+    config_checks.validate(flags.FLAGS.config)
+  except config_checks.ConfigError as e:
+    _fail(e)
   _hide_accelerators_from_tensorflow()
   import jax  # pylint: disable=g-import-not-at-top
   if _COORDINATOR.value or _NUM_PROCESSES.value or _DISTRIBUTED.value:
@@ -48,10 +54,14 @@ def main(argv):
                jax.process_count(), jax.local_devices())
   try:
     train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
-  except (train.TrainingError, ValueError) as e:
-    logging.error('%s', e)
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
+  except (train.TrainingError, workdir_lock.WorkdirLockedError, ValueError) as e:
+    _fail(e)
+
+
+def _fail(error: Exception) -> None:
+  logging.error('%s', error)
+  print(f'error: {error}', file=sys.stderr)
+  sys.exit(1)
 
 
 if __name__ == '__main__':

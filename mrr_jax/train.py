@@ -23,8 +23,8 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from mrr_jax import exported, input_pipeline, losses, metrics, parallel, sr_io, vgg_weights
-from mrr_jax import visualize
+from mrr_jax import config_checks, exported, input_pipeline, losses, metrics, parallel, sr_io
+from mrr_jax import vgg_weights, visualize, workdir_lock
 from mrr_jax.models import Discriminator, MRRNet, VGG19Features
 from mrr_jax.models import init as model_init
 
@@ -100,12 +100,12 @@ def load_generator_params(path: str, generator: MRRNet) -> Dict[str, Any]:
   if os.path.isfile(os.path.join(path, exported.MODEL_FILE)):
     _, params, _ = exported.load_generator(path)
   else:
-    ckpt_dir = os.path.join(path, 'checkpoints') if os.path.isdir(
-        os.path.join(path, 'checkpoints')) else path
-    mngr = ocp.CheckpointManager(os.path.abspath(ckpt_dir), item_names=('state',))
-    step = mngr.latest_step()
+    ckpt_dir, step = _checkpoint_location(path)
+    mngr = _read_only_manager(ckpt_dir)
+    step = mngr.latest_step() if step is None else step
     if step is None:
-      raise TrainingError(f'config.init_from={path} holds no checkpoint')
+      raise TrainingError(f'config.init_from={path} holds no checkpoint (give a phase-1 '
+                          'workdir, its checkpoints/ directory, one step folder in it, or an export)')
     restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
     params = restored['state']['g_params']
     logging.info('phase 2: G from %s step %d', ckpt_dir, step)
@@ -114,6 +114,25 @@ def load_generator_params(path: str, generator: MRRNet) -> Dict[str, Any]:
   except exported.ExportError as e:
     raise TrainingError(f'config.init_from={path} is incompatible with config.model: {e}') from e
   return jax.tree_util.tree_map(jnp.asarray, params)
+
+
+def _checkpoint_location(path: str) -> Tuple[str, Optional[int]]:
+  """(checkpoints directory, step or None for the latest) named by a workdir, its
+  checkpoints/ directory or one of its step folders (checkpoints/20)."""
+  path = os.path.abspath(path)
+  if os.path.isdir(os.path.join(path, 'checkpoints')):
+    return os.path.join(path, 'checkpoints'), None
+  name = os.path.basename(path)
+  if name.isdigit() and os.path.isdir(os.path.join(path, 'state')):
+    return os.path.dirname(path), int(name)
+  return path, None
+
+
+def _read_only_manager(ckpt_dir: str) -> ocp.CheckpointManager:
+  """Reads checkpoints without creating or cleaning anything in ckpt_dir."""
+  options = ocp.CheckpointManagerOptions(create=False, read_only=True)
+  return ocp.CheckpointManager(ckpt_dir, options=options,
+                               item_handlers={'state': ocp.StandardCheckpointHandler()})
 
 
 def load_vgg(config) -> Tuple[Dict[str, Any], str]:
@@ -316,12 +335,11 @@ def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
                      'data': grain_checkpoint.CheckpointHandler()})
 
 
-def save_checkpoint(mngr, state, holder, force=False):
+def save_checkpoint(mngr, state, holder):
   step = int(jax.device_get(state.step[0]))
   host_state = jax.device_get(parallel.unreplicate(state))
   mngr.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(host_state), data=grain_checkpoint.CheckpointSave(holder)),
-      force=force)
+      state=ocp.args.StandardSave(host_state), data=grain_checkpoint.CheckpointSave(holder)))
   return step
 
 
@@ -385,13 +403,82 @@ def write_config(workdir: str, config) -> None:
   os.replace(tmp, os.path.join(workdir, exported.RUN_CONFIG_FILE))
 
 
+def _last_good(mngr) -> str:
+  mngr.wait_until_finished()
+  last = mngr.latest_step()
+  return (f'the last good checkpoint is step {last} in {mngr.directory}' if last is not None
+          else 'no checkpoint was written')
+
+
 def _check_finite(step: int, scalars: Dict[str, float], mngr) -> None:
   bad = {k: v for k, v in scalars.items() if not np.isfinite(v)}
   if bad:
-    last = mngr.latest_step()
-    where = f'the last good checkpoint is step {last} in {mngr.directory}' if last is not None \
-        else 'no checkpoint was written yet'
-    raise TrainingError(f'non-finite loss at step {step}: {bad}; {where}')
+    raise TrainingError(f'non-finite loss at step {step}: {bad}; {_last_good(mngr)}')
+
+
+def make_health_fn(config, generator, discriminator):
+  """pmapped (state, batch) -> True when the params and what they compute are finite.
+
+  Run before every checkpoint: a checkpoint is a promise that training can go
+  on from it and that its generator works. Finite params are not enough: an
+  update with a huge learning rate leaves finite weights of 1e30 whose
+  outputs overflow, and the loss that shows it comes one step later.
+  """
+
+  def finite(tree):
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+  def healthy(state, batch):
+    ok = finite(state.g_params) & finite(state.ema_params)
+    ok &= finite(generator.apply({'params': state.g_params}, batch['input']))
+    if config.phase == 'gan':
+      ok &= finite(state.d_params) & finite(state.spectral)
+      ok &= finite(discriminator.apply({'params': state.d_params, 'spectral': state.spectral},
+                                       batch['hr'], train=False))
+    return jax.lax.pmin(ok.astype(jnp.int32), AXIS)
+
+  return jax.pmap(healthy, axis_name=AXIS)
+
+
+def _path_name(path) -> str:
+  """'g_params/encoder_0/conv2d/kernel' for a pytree path of the state or of its
+  checkpoint's metadata (dataclass fields and tuples there are dict keys here)."""
+  parts = (getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k))) for k in path)
+  return '/'.join(str(p) for p in parts)
+
+
+def _check_resume(workdir: str, config, abstract_state: TrainState, mngr) -> None:
+  """Refuses, before anything is written, a resume whose config or state does not fit.
+
+  Compares the run's config.json (what shapes the state: config_checks) and
+  then the latest checkpoint's array shapes with the state this config builds.
+  """
+  step = mngr.latest_step()
+  if step is None:
+    return
+  saved_path = os.path.join(workdir, exported.RUN_CONFIG_FILE)
+  if os.path.isfile(saved_path):
+    with open(saved_path) as f:
+      saved = json.load(f)
+    conflicts = config_checks.resume_conflicts(saved, config.to_dict())
+    if conflicts:
+      raise TrainingError(
+          f'{workdir} holds a run (checkpoint step {step}) whose state this config cannot '
+          f'resume: {"; ".join(conflicts)}. Use the run\'s settings or another --workdir')
+  metadata = mngr.item_metadata(step)['state']
+  have = {_path_name(p): tuple(getattr(m, 'shape', ()))
+          for p, m in jax.tree_util.tree_leaves_with_path(metadata)}
+  want = {_path_name(p): tuple(x.shape)
+          for p, x in jax.tree_util.tree_leaves_with_path(abstract_state)}
+  differ = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+  if differ:
+    shown = ', '.join(f'{k} {have.get(k, "missing")} vs {want.get(k, "missing")}'
+                      for k in differ[:4])
+    raise TrainingError(
+        f'the checkpoint at step {step} in {mngr.directory} does not fit this config\'s state '
+        f'({len(differ)} arrays differ: {shown}{", ..." if len(differ) > 4 else ""}); '
+        'use the run\'s settings or another --workdir')
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -401,35 +488,58 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   evaluate_fn(g_params) -> {metric: value}, called every eval_every_steps.
   extra_hooks: called with the step number after every step (like clu's
-  periodic actions).
+  periodic actions). The config is checked and the workdir locked (process 0)
+  before anything is written.
   """
+  config_checks.validate(config)
   parallel.check_batch_size(config.batch_size)
-  process, processes = jax.process_index(), jax.process_count()
-  writer = metric_writers.create_default_writer(workdir, just_logging=process != 0)
-  generator, discriminator = build_models(config)
-  if process == 0:
-    write_config(workdir, config)
-  if evaluate_fn is None:
-    evaluate_fn = make_evaluate_fn(config, generator)
+  lock = workdir_lock.WorkdirLock(workdir) if jax.process_index() == 0 else None
+  if lock is not None:
+    lock.acquire()
+  try:
+    return _train(config, workdir, evaluate_fn, extra_hooks)
+  finally:
+    if lock is not None:
+      lock.release()
 
+
+def _train(config, workdir, evaluate_fn, extra_hooks) -> TrainState:
+  # Everything that can refuse the run (resume, data, weights) comes before
+  # the first write to the workdir.
+  process, processes = jax.process_index(), jax.process_count()
+  generator, discriminator = build_models(config)
+  ckpt_dir = os.path.join(os.path.abspath(workdir), 'checkpoints')
+  resuming = os.path.isdir(ckpt_dir) and _read_only_manager(ckpt_dir).latest_step() is not None
+  if resuming:
+    # Only the state's structure matters here, not the real schedule.
+    g_tx, d_tx, _ = make_optimizers(config, steps_per_epoch=1)
+    abstract = jax.eval_shape(lambda: init_state(config, generator, discriminator, g_tx, d_tx,
+                                                 config.seed))
+    _check_resume(workdir, config, abstract, _read_only_manager(ckpt_dir))
   train_iter = input_pipeline.create_train_iterator(
       config.data, config.batch_size, config.seed, process, processes)
   steps_per_epoch = input_pipeline.steps_per_epoch(config.data, config.batch_size)
   g_tx, d_tx, g_schedule = make_optimizers(config, steps_per_epoch)
-
   vgg_params, pcp_mode = (load_vgg(config) if config.phase == 'gan' else (None, 'torch'))
   state = init_state(config, generator, discriminator, g_tx, d_tx, config.seed)
-  mngr = checkpoint_manager(workdir, config)
-  holder = _IteratorStateHolder(train_iter)
-  if mngr.latest_step() is not None:
-    state = restore_checkpoint(mngr, state, holder)
-  elif config.phase == 'gan':
+  if not resuming and config.phase == 'gan':
     g_params = load_generator_params(config.init_from, generator)
     state = state.replace(g_params=g_params, g_opt_state=g_tx.init(g_params),
                           ema_params=g_params if config.ema_decay > 0 else {})
+  if evaluate_fn is None:
+    evaluate_fn = make_evaluate_fn(config, generator)
+
+  if process == 0:
+    write_config(workdir, config)
+  writer = metric_writers.create_default_writer(workdir, just_logging=process != 0)
+  mngr = checkpoint_manager(workdir, config)
+  holder = _IteratorStateHolder(train_iter)
+  if resuming:
+    state = restore_checkpoint(mngr, state, holder)
   start_step = int(state.step)
   state = parallel.replicate(state)
   step_fn = make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg_params, pcp_mode)
+  health_fn = make_health_fn(config, generator, discriminator)
 
   hooks = list(extra_hooks)
   if process == 0:
@@ -441,6 +551,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   collection, last_batch = None, None
   t_log, step_log = time.time(), start_step
   step = start_step
+  every = lambda n: n and step % n == 0
   try:
     while step < config.num_train_steps:
       batch, input_state = next(batches)
@@ -452,7 +563,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       collection = step_metrics if collection is None else collection.merge(step_metrics)
       for hook in hooks:
         hook(step)
-      if step % config.log_every_steps == 0 or step == config.num_train_steps:
+      if every(config.log_every_steps) or step == config.num_train_steps:
         scalars = {k: float(v) for k, v in collection.compute().items()}
         _check_finite(step, scalars, mngr)
         scalars['g_lr'] = float(g_schedule(step - 1))
@@ -461,17 +572,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         scalars['steps_per_s'] = (step - step_log) / max(time.time() - t_log, 1e-9)
         writer.write_scalars(step, {f'train_{k}': v for k, v in scalars.items()})
         collection, t_log, step_log = None, time.time(), step
-      if config.image_every_steps and step % config.image_every_steps == 0 and process == 0:
+      if every(config.image_every_steps) and process == 0:
         params = parallel.unreplicate(state.ema_params if config.ema_decay > 0 else state.g_params)
         host_batch = jax.tree_util.tree_map(lambda x: np.asarray(x[0]), last_batch)
         writer.write_images(step, _image_summaries(generator, params, host_batch))
-      if evaluate_fn and config.eval_every_steps and step % config.eval_every_steps == 0:
+      if evaluate_fn and every(config.eval_every_steps):
         params = parallel.unreplicate(state.ema_params if config.ema_decay > 0 else state.g_params)
         writer.write_scalars(step, {f'eval_{k}': v for k, v in evaluate_fn(params).items()})
       preempted = preemption.any_process()
-      if preempted or step % config.checkpoint_every_steps == 0 or step == config.num_train_steps:
+      if preempted or every(config.checkpoint_every_steps) or step == config.num_train_steps:
         if collection is not None:
           _check_finite(step, {k: float(v) for k, v in collection.compute().items()}, mngr)
+        if not int(health_fn(state, last_batch)[0]):
+          raise TrainingError(f'step {step}: the updated params, or what they compute, are not '
+                              f'finite (not saved); {_last_good(mngr)}')
         save_checkpoint(mngr, state, holder)
       if preempted:
         logging.warning('preempted: checkpoint saved at step %d', step)

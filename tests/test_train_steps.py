@@ -110,6 +110,9 @@ class _FakeManager:
   def latest_step(self):
     return self._latest
 
+  def wait_until_finished(self):
+    pass
+
 
 def test_non_finite_loss_names_step_and_last_checkpoint():
   train._check_finite(7, {'l1': 0.5, 'g_loss': 0.5}, _FakeManager(5))  # finite: no error
@@ -117,5 +120,5 @@ def test_non_finite_loss_names_step_and_last_checkpoint():
                      match=r"non-finite loss at step 7: \{'g_loss': nan\}; the last good "
                            r'checkpoint is step 5 in /runs/x/checkpoints'):
     train._check_finite(7, {'l1': 0.5, 'g_loss': float('nan')}, _FakeManager(5))
-  with pytest.raises(train.TrainingError, match='no checkpoint was written yet'):
+  with pytest.raises(train.TrainingError, match='no checkpoint was written'):
     train._check_finite(3, {'l1': float('inf')}, _FakeManager(None))
