@@ -32,11 +32,16 @@ import numpy as np
 
 from mrr_jax import lpips
 from mrr_jax import metrics
+from mrr_jax import output_paths
 from mrr_jax import platform
 from mrr_jax import sr_io
 from mrr_jax import visualize
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+# What --save_dir receives; an earlier evaluation's save_dir may be reused.
+SAVE_DIR_ENTRIES = ('sr', 'comparison.png', 'attention.png')
+
+
 class EvalError(ValueError):
   """Bad arguments or inputs that stop an evaluation as a whole."""
 
@@ -300,6 +305,11 @@ def run(model: str, hr_dir: str, lr_dir: Optional[str] = None, save_dir: Optiona
   that case no JSON is written.
   """
   _check_options(crop_border, channel, quantize)
+  try:  # Before any work: a bad output path must not cost the scores.
+    output_paths.check_dir(save_dir, '--save_dir', ours=SAVE_DIR_ENTRIES)
+    output_paths.check_file(json_path, '--json')
+  except output_paths.OutputPathError as e:
+    raise EvalError(str(e)) from e
   lpips_weights = _load_lpips(lpips_backbone, lpips_linear)
   try:
     generator, params, metadata = sr_io.load_model(model)

@@ -18,6 +18,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from mrr_jax import output_paths
 from mrr_jax import platform
 from mrr_jax import sr_io
 from mrr_jax import visualize
@@ -38,12 +39,22 @@ def _read_lr(path: str, warnings: List[str]) -> np.ndarray:
   return lr
 
 
-def run(model: str, input_dir: str, output_dir: str, batch_size: int = 16) -> Dict[str, Any]:
-  """Writes output_dir/<name>.png for every readable input; returns written/skipped/warnings."""
+def run(model: str, input_dir: str, output_dir: str, batch_size: int = 16,
+        overwrite: bool = False) -> Dict[str, Any]:
+  """Writes output_dir/<name>.png for every readable input; returns written/skipped/warnings.
+
+  output_dir must be new or empty unless overwrite (then same-named files are replaced).
+  """
   if batch_size <= 0:
     raise InferError(f'--batch_size must be positive, got {batch_size}')
   if not os.path.isdir(input_dir):
     raise InferError(f'input directory {input_dir} does not exist')
+  try:
+    output_paths.check_dir(output_dir, '--output', overwrite=overwrite)
+  except output_paths.OutputPathError as e:
+    raise InferError(str(e)) from e
+  if os.path.abspath(output_dir) == os.path.abspath(input_dir):
+    raise InferError('--output must not be the --input folder')
   try:
     generator, params, _ = sr_io.load_model(model)
   except sr_io.InputError as e:
@@ -95,6 +106,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
   flags.DEFINE_string('input', None, 'Folder of 16x16 LR face images.', flag_values=fv)
   flags.DEFINE_string('output', None, 'Folder for the 128x128 PNG results.', flag_values=fv)
   flags.DEFINE_integer('batch_size', 16, 'Images per generator call.', flag_values=fv)
+  flags.DEFINE_bool('overwrite', False, 'Write into a non-empty --output folder, replacing '
+                    'files of the same names.', flag_values=fv)
   return fv
 
 
@@ -105,7 +118,7 @@ def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> None:
   if not (fv.model and fv.input and fv.output):
     raise app.UsageError('--model, --input and --output are required')
   try:
-    result = run(fv.model, fv.input, fv.output, fv.batch_size)
+    result = run(fv.model, fv.input, fv.output, fv.batch_size, fv.overwrite)
   except InferError as e:
     sys.exit(f'error: {e}')
   print(f'wrote {len(result["written"])} image(s) to {fv.output}')
