@@ -303,3 +303,65 @@ def test_zero_means_off_for_checkpoints_images_and_eval(data, tmp_path):
   train.train_and_evaluate(_config(data, num_train_steps=3, checkpoint_every_steps=0,
                                    image_every_steps=0, eval_every_steps=0), workdir)
   assert [step for step, _ in _all_checkpoints(workdir)] == [3]  # the end only
+
+
+# ------------------------------------------------------------------ output paths
+
+
+def _cli(module, *args):
+  return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO, capture_output=True,
+                        text=True, timeout=300)
+
+
+@pytest.fixture()
+def pairs(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  hr_dir, lr_dir = tmp_path / 'HR', tmp_path / 'LR'
+  hr_dir.mkdir(), lr_dir.mkdir()
+  hr = face_fakes.smooth_photo(5, 128, 128)
+  Image.fromarray(hr).save(hr_dir / 'a.png')
+  Image.fromarray(hr[::8, ::8]).save(lr_dir / 'a.png')
+  return str(hr_dir), str(lr_dir), _tiny_export(tmp_path / 'export')
+
+
+def test_bad_output_paths_are_refused_before_any_work(pairs, tmp_path):
+  from mrr_jax import evaluate, infer  # pylint: disable=g-import-not-at-top
+  hr_dir, lr_dir, model = pairs
+  a_file = tmp_path / 'taken.txt'
+  a_file.write_text('mine')
+  with pytest.raises(evaluate.EvalError, match='--save_dir .*taken.txt is a file'):
+    evaluate.run(model, hr_dir, lr_dir, save_dir=str(a_file))
+  with pytest.raises(evaluate.EvalError, match='--json .* is a folder'):
+    evaluate.run(model, hr_dir, lr_dir, json_path=str(tmp_path))
+  with pytest.raises(evaluate.EvalError, match='--json .*taken.txt/out.json: .*taken.txt is a file'):
+    evaluate.run(model, hr_dir, lr_dir, json_path=str(a_file / 'out.json'))
+  with pytest.raises(infer.InferError, match='--output .*taken.txt is a file'):
+    infer.run(model, lr_dir, str(a_file))
+  photos = tmp_path / 'photos'
+  photos.mkdir()
+  (photos / 'a.png').write_bytes(b'my own picture')
+  with pytest.raises(infer.InferError, match='already holds 1 entries .*a.png.*--overwrite'):
+    infer.run(model, lr_dir, str(photos))
+  assert (photos / 'a.png').read_bytes() == b'my own picture'
+  with pytest.raises(infer.InferError, match='must not be the --input folder'):
+    infer.run(model, lr_dir, lr_dir, overwrite=True)
+  assert a_file.read_text() == 'mine'
+  # An earlier evaluation's save_dir is reused, and --overwrite lets infer replace its PNGs.
+  save = tmp_path / 'eval'
+  evaluate.run(model, hr_dir, lr_dir, save_dir=str(save))
+  evaluate.run(model, hr_dir, lr_dir, save_dir=str(save))
+  assert infer.run(model, lr_dir, str(photos), overwrite=True)['written'] == ['a.png']
+
+
+def test_bad_output_paths_cli_one_line(pairs, tmp_path):
+  hr_dir, lr_dir, model = pairs
+  a_file = tmp_path / 'taken.txt'
+  a_file.write_text('mine')
+  for module, args in (
+      ('mrr_jax.evaluate', ['--model', model, '--hr_dir', hr_dir, '--save_dir', str(a_file)]),
+      ('mrr_jax.infer', ['--model', model, '--input', lr_dir, '--output', str(a_file)])):
+    result = _cli(module, *args)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert _last_line(result.stderr).startswith('error: ') and 'is a file' in _last_line(result.stderr)
+    assert 'Traceback' not in result.stderr
+  assert a_file.read_text() == 'mine'
