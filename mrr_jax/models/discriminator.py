@@ -29,4 +29,4 @@ class Discriminator(nn.Module):
       x = nn.leaky_relu(x, 0.2)
     x = nn.Conv(1, (3, 3), padding='VALID', use_bias=False, kernel_init=TORCH_KERNEL_INIT,
                 dtype=self.dtype, name='d4_pred')(reflect_pad(x, 1))
-    return jnp.tanh(x).astype(jnp.float32)
+    return jnp.tanh(x).astype(jnp.promote_types(self.dtype, jnp.float32))

@@ -152,4 +152,4 @@ class MRRNet(nn.Module):
     for i in range(self.num_down):
       x = block(widths[self.num_down - i - 1], 'up', f'decoder_{i}')(x)
     x = PadConv(self.out_channels, 3, dtype=self.dtype, name='out_conv')(x)
-    return x.astype(jnp.float32)
+    return x.astype(jnp.promote_types(self.dtype, jnp.float32))

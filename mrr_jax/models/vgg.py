@@ -10,6 +10,7 @@ from typing import Any, List, Tuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Dtype = Any
 
@@ -50,7 +51,11 @@ def preprocess(x: jax.Array, mode: str = 'torch') -> jax.Array:
   """
   x = (x + 1.0) / 2.0
   if mode == 'torch':
-    x = (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+    # float32 constants as the authors' code makes them (torch.Tensor(...).to(x)), so a
+    # float64 run matches theirs to rounding.
+    mean = jnp.asarray(np.float32(IMAGENET_MEAN), x.dtype)
+    std = jnp.asarray(np.float32(IMAGENET_STD), x.dtype)
+    x = (x - mean) / std
   elif mode == 'caffe':
     x = x[..., ::-1] * 255.0 - jnp.asarray(CAFFE_MEAN_BGR)
   else:
@@ -98,4 +103,4 @@ class VGG19Features(nn.Module):
         taps.append(x if (self.post_relu_taps and name != 'conv5_4') else pre)
       if name == TAP_LAYERS[-1]:
         break
-    return [t.astype(jnp.float32) for t in taps]
+    return [t.astype(jnp.promote_types(self.dtype, jnp.float32)) for t in taps]
