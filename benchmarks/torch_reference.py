@@ -1,7 +1,7 @@
 r"""PyTorch timing reference: the authors' MRRNet G, D and GAN step, re-implemented compactly.
 
 Optional benchmark only (torch is no requirement of mrr_jax; nothing imports
-this file). It rebuilds the modules as /work/shared/reference/ARCH.md describes
+this file). It rebuilds the modules as docs/architecture.md describes
 the authors' code, with the authors' state_dict key names, checks the generator
 against tests/data/golden_G.npz, then times CPU steps the way mrr_jax.bench
 does (median of --iters after --warmup) and prints one JSON object per line.
@@ -29,7 +29,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VGG19_CFG = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M',
              512, 512, 512, 512, 'M', 512, 512, 512, 512)
 # The slices the code takes of features; the in-place ReLUs make the first four
-# taps post-ReLU (ARCH.md "Losses").
+# taps post-ReLU (docs/architecture.md#perceptual-loss).
 VGG_SLICES = ((0, 3), (3, 8), (8, 17), (17, 26), (26, 35))
 PCP_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -1,4 +1,9 @@
-"""Flag parsing for the entry points that take `--config FILE[:ARG]` and `--config.KEY=VALUE`.
+"""What every entry point shares: process start-up, and flag parsing for `--config`.
+
+`run(main)` is each command's `app.run`: it first applies the CPU process
+settings (mrr_jax.platform, on CPU hosts only), then parses flags.
+
+For the entry points that take `--config FILE[:ARG]` and `--config.KEY=VALUE`:
 
 absl reports a wrong value type in one line, but an unknown key or a config
 file that does not load surfaced as a chain of tracebacks (an unknown key got
@@ -7,11 +12,14 @@ parser says which argument is wrong and lists the keys the config has.
 """
 import difflib
 import importlib.util
+import os
 import sys
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from absl import app, flags
 import ml_collections
+
+from mrr_jax import platform
 
 
 def dotted_keys(config: ml_collections.ConfigDict, prefix: str = '') -> List[str]:
@@ -86,3 +94,54 @@ def parse_flags(argv: List[str]) -> List[str]:
   except AttributeError:
     pass  # No --config given: the entry point's required-flag check says so.
   return remaining
+
+
+def define_overwrite_flag(fv: flags.FlagValues) -> None:
+  """--overwrite as infer and restore mean it (mrr_jax.outputs.check_dir)."""
+  flags.DEFINE_bool('overwrite', False, 'Write into a non-empty --output folder, replacing '
+                    'files of the same names.', flag_values=fv)
+
+
+def check_args(argv: Sequence[str], fv: flags.FlagValues, required: Sequence[str]) -> None:
+  """app.UsageError for positional arguments or a missing required flag (by name)."""
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not all(fv[name].value for name in required):
+    names = [f'--{n}' for n in required]
+    said = names[0] if len(names) == 1 else ', '.join(names[:-1]) + ' and ' + names[-1]
+    raise app.UsageError(f'{said} {"is" if len(names) == 1 else "are"} required')
+
+
+def compilation_cache_dir(environ=os.environ) -> str:
+  """Where the commands that run an export keep compiled programs: XDG's cache folder."""
+  base = environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+  return os.path.join(base, 'mrr_jax', 'jit')
+
+
+def enable_compilation_cache() -> None:
+  """jax's persistent compilation cache for infer, restore, evaluate and demo.
+
+  Compiling the generator takes longer than running it on a few faces; with
+  the cache a second run of the same shapes loads the program instead. A
+  JAX_COMPILATION_CACHE_DIR the user set wins; a folder that cannot be made
+  leaves the cache off (slower, same results).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  if os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+    return
+  path = compilation_cache_dir()
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError:
+    return
+  jax.config.update('jax_compilation_cache_dir', path)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+
+
+def run(main: Callable[[List[str]], None], config_flags: bool = False) -> None:
+  """Starts an entry point: CPU process settings first (they may re-execute), then absl.
+
+  config_flags: the command takes --config (parse_flags reports its mistakes).
+  """
+  platform.prepare_process()
+  app.run(main, flags_parser=parse_flags if config_flags else app.parse_flags_with_usage)

@@ -7,7 +7,7 @@ r"""Converts generator weights between the authors' PyTorch format and mrr_jax e
 weights_only=True) when torch is installed, else with mrr_jax's restricted
 reader; neither runs code from the file), `.safetensors` or `.npz`; the output
 is the exported-generator directory that evaluate and infer load
-(mrr_jax/exported.py). A `.safetensors` written by --from_export carries its
+(mrr_jax/export_format.py). A `.safetensors` written by --from_export carries its
 model config, so converting it back needs no --model_config.
 
 --from_export writes an export's generator as the authors' state_dict (their
@@ -27,7 +27,10 @@ from typing import Any, Dict, Mapping, Optional
 
 from absl import app, flags, logging
 
-from mrr_jax import exported, torch_io, weights
+from mrr_jax import cli
+from mrr_jax.weights import export_format
+from mrr_jax.weights import torch_io
+from mrr_jax.weights import torch_keys
 
 _GENERATOR = flags.DEFINE_string(
     'generator', None, 'Authors\' G state_dict (.pth, .safetensors, .npz) -> export --output.')
@@ -76,9 +79,9 @@ def convert_generator(generator_path: str, output: str,
   if generator_path.endswith(SAFETENSORS_SUFFIX):
     file_config = _config_from_metadata(torch_io.safetensors_metadata(generator_path),
                                         generator_path)
-  model = exported.build_generator(file_config if model_config is None else model_config)
-  params = weights.generator_from_torch(state, exported.param_shapes(model))
-  return exported.save_generator(
+  model = export_format.build_generator(file_config if model_config is None else model_config)
+  params = torch_keys.generator_from_torch(state, export_format.param_shapes(model))
+  return export_format.save_generator(
       output, model, params, metadata={'source': 'mrr_jax.convert', 'weights': generator_path},
       overwrite=overwrite)
 
@@ -119,13 +122,13 @@ def export_to_safetensors(export_dir: str, output: str, overwrite: bool = False)
   if not os.path.isdir(os.path.dirname(output)):
     raise ConvertError(f'--output {output}: folder {os.path.dirname(output)} does not exist')
   _check_output_free(output, overwrite)
-  model, params, _ = exported.load_generator(export_dir)
+  model, params, _ = export_format.load_generator(export_dir)
   metadata = {
       'format': 'pt',  # what safetensors.torch and its users expect to find
-      MODEL_CONFIG_KEY: json.dumps(exported.model_config(model), sort_keys=True),
+      MODEL_CONFIG_KEY: json.dumps(export_format.model_config(model), sort_keys=True),
       'mrr_jax.source': 'mrr_jax.convert --from_export',  # no local paths in a file to share
   }
-  return torch_io.write_safetensors(output, weights.generator_to_torch(params), metadata)
+  return torch_io.write_safetensors(output, torch_keys.generator_to_torch(params), metadata)
 
 
 def _fail(message: str) -> None:
@@ -154,7 +157,7 @@ def main(argv):
     _fail(f'unexpected arguments {argv[1:]}')
   try:
     path = _run()
-  except (ConvertError, torch_io.StateDictError, weights.WeightsError, exported.ExportError,
+  except (ConvertError, torch_io.StateDictError, torch_keys.WeightsError, export_format.ExportError,
           OSError) as e:
     _fail(str(e))
   logging.info('wrote %s', path)
@@ -162,4 +165,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

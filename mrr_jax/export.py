@@ -1,4 +1,4 @@
-r"""Writes the generator of a training checkpoint as an export (mrr_jax/exported.py).
+r"""Writes the generator of a training checkpoint as an export (mrr_jax/export_format.py).
 
   python -m mrr_jax.export --workdir runs/mrrnet --output exports/mrrnet
   python -m mrr_jax.export --workdir runs/mrrgan --step 50000 --ema --output exports/mrrgan_ema
@@ -15,13 +15,17 @@ from typing import Optional
 from absl import app, flags, logging
 import orbax.checkpoint as ocp
 
-from mrr_jax import exported
+from mrr_jax import cli
+from mrr_jax.weights import export_format
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (holds checkpoints/ and config.json).')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
 _EMA = flags.DEFINE_bool('ema', False, 'Export the EMA generator (runs with config.ema_decay > 0).')
 _OUTPUT = flags.DEFINE_string('output', None, 'Export directory to create.')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an existing output directory.')
+_SERVING = flags.DEFINE_bool('serving', False, 'Also write serving.jaxexport: the whole model as '
+                             'one StableHLO program for cpu, cuda and tpu that runs with jax '
+                             'alone (load_serving.py).')
 
 
 class ExportCheckpointError(ValueError):
@@ -29,15 +33,15 @@ class ExportCheckpointError(ValueError):
 
 
 def export_checkpoint(workdir: str, output: str, step: Optional[int] = None, ema: bool = False,
-                      overwrite: bool = False) -> str:
+                      overwrite: bool = False, serving: bool = False) -> str:
   """Checkpoint in `workdir` -> export directory `output`; returns its path."""
-  config_path = os.path.join(workdir, exported.RUN_CONFIG_FILE)
+  config_path = os.path.join(workdir, export_format.RUN_CONFIG_FILE)
   if not os.path.isfile(config_path):
     raise ExportCheckpointError(f'{config_path} is missing: {workdir} is not an mrr_jax '
                                 'training workdir')
   with open(config_path) as f:
     config = json.load(f)
-  model = exported.build_generator(config['model'])
+  model = export_format.build_generator(config['model'])
   ckpt_dir = os.path.join(os.path.abspath(workdir), 'checkpoints')
   mngr = ocp.CheckpointManager(ckpt_dir, item_names=('state',))
   steps = list(mngr.all_steps())
@@ -53,7 +57,8 @@ def export_checkpoint(workdir: str, output: str, step: Optional[int] = None, ema
                                 f'{config.get("ema_decay")}); export without --ema')
   metadata = {'source': 'mrr_jax.export', 'workdir': os.path.abspath(workdir), 'step': step,
               'ema': ema, 'phase': config.get('phase')}
-  return exported.save_generator(output, model, state[key], metadata=metadata, overwrite=overwrite)
+  return export_format.save_generator(output, model, state[key], metadata=metadata, overwrite=overwrite,
+                                      serving=serving)
 
 
 def main(argv):
@@ -62,8 +67,8 @@ def main(argv):
     raise app.UsageError('--workdir and --output are required')
   try:
     path = export_checkpoint(_WORKDIR.value, _OUTPUT.value, _STEP.value, _EMA.value,
-                             _OVERWRITE.value)
-  except (ExportCheckpointError, exported.ExportError) as e:
+                             _OVERWRITE.value, _SERVING.value)
+  except (ExportCheckpointError, export_format.ExportError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
   logging.info('wrote %s', path)
@@ -71,4 +76,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

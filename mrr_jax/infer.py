@@ -12,16 +12,16 @@ import os
 import sys
 from typing import Any, Dict, List, Sequence
 
-from absl import app
 from absl import flags
 from absl import logging
 import jax
 import numpy as np
 
-from mrr_jax import output_paths
-from mrr_jax import platform
-from mrr_jax import sr_io
+from mrr_jax import cli
+from mrr_jax import outputs
 from mrr_jax import visualize
+from mrr_jax.data import bad_files, degradations, images, resize
+from mrr_jax.evaluation import predict
 
 
 class InferError(ValueError):
@@ -29,46 +29,48 @@ class InferError(ValueError):
 
 
 def _read_lr(path: str, warnings: List[str]) -> np.ndarray:
-  lr = sr_io.read_rgb(path)
-  if lr.shape[:2] != (sr_io.LR_SIZE, sr_io.LR_SIZE):
+  lr = images.read_rgb(path)
+  if lr.shape[:2] != (images.LR_SIZE, images.LR_SIZE):
     msg = (f'{path} is {lr.shape[1]}x{lr.shape[0]}; resized to '
-           f'{sr_io.LR_SIZE}x{sr_io.LR_SIZE} (PIL bicubic) before super-resolving')
+           f'{images.LR_SIZE}x{images.LR_SIZE} (PIL bicubic) before super-resolving')
     logging.warning(msg)
     warnings.append(msg)
-    lr = sr_io.resize_bicubic(lr, sr_io.LR_SIZE)
+    lr = resize.pil_bicubic(lr, images.LR_SIZE)
   return lr
 
 
 def run(model: str, input_dir: str, output_dir: str, batch_size: int = 16,
-        overwrite: bool = False) -> Dict[str, Any]:
+        overwrite: bool = False, quantize: str = 'round') -> Dict[str, Any]:
   """Writes output_dir/<name>.png for every readable input; returns written/skipped/warnings.
 
   output_dir must be new or empty unless overwrite (then same-named files are replaced).
   """
+  if quantize not in ('round', 'floor'):
+    raise InferError(f'--quantize must be round or floor, got {quantize!r}')
   if batch_size <= 0:
     raise InferError(f'--batch_size must be positive, got {batch_size}')
   if not os.path.isdir(input_dir):
     raise InferError(f'input directory {input_dir} does not exist')
   try:
-    output_paths.check_dir(output_dir, '--output', overwrite=overwrite)
-  except output_paths.OutputPathError as e:
+    outputs.check_dir(output_dir, '--output', overwrite=overwrite)
+  except outputs.OutputPathError as e:
     raise InferError(str(e)) from e
   if os.path.abspath(output_dir) == os.path.abspath(input_dir):
     raise InferError('--output must not be the --input folder')
   try:
-    generator, params, _ = sr_io.load_model(model)
-  except sr_io.InputError as e:
+    generator, params, _ = predict.load_model(model)
+  except predict.ModelError as e:
     raise InferError(str(e)) from e
   if generator is None:
     raise InferError('--model must be a generator export directory')
-  sr_fn = jax.jit(lambda p, x: sr_io.super_resolve(generator, p, x, 'round'))
+  sr_fn = jax.jit(lambda p, x: predict.super_resolve(generator, p, x, quantize))
   files = sorted(f for f in os.listdir(input_dir)
                  if not f.startswith('.') and os.path.isfile(os.path.join(input_dir, f)))
   written, skipped, warnings, taken = [], [], [], {}
   batch: List[tuple] = []
 
   def flush():
-    pixels = np.stack([sr_io.upsample_lr(lr) for _, lr in batch])
+    pixels = degradations.upsample_lr_batch(np.stack([lr for _, lr in batch])).astype(np.uint8)
     # Pad the last batch to full size: one compiled shape for the whole folder.
     pad = np.zeros((batch_size - len(batch),) + pixels.shape[1:], np.uint8)
     sr = np.asarray(sr_fn(params, np.concatenate([pixels, pad]))).astype(np.uint8)
@@ -84,7 +86,7 @@ def run(model: str, input_dir: str, output_dir: str, batch_size: int = 16,
       continue
     try:
       lr = _read_lr(os.path.join(input_dir, fname), warnings)
-    except sr_io.InputError as e:
+    except bad_files.BadImageError as e:
       logging.warning('skipping %s: %s', fname, e)
       skipped.append({'name': fname, 'reason': str(e)})
       continue
@@ -106,19 +108,19 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
   flags.DEFINE_string('input', None, 'Folder of 16x16 LR face images.', flag_values=fv)
   flags.DEFINE_string('output', None, 'Folder for the 128x128 PNG results.', flag_values=fv)
   flags.DEFINE_integer('batch_size', 16, 'Images per generator call.', flag_values=fv)
-  flags.DEFINE_bool('overwrite', False, 'Write into a non-empty --output folder, replacing '
-                    'files of the same names.', flag_values=fv)
+  flags.DEFINE_enum('quantize', 'round', ['round', 'floor'], 'How SR becomes 8-bit pixels: '
+                    'round (as evaluate scores them) or floor (as the authors\' code saves '
+                    'PNGs, uint8 truncation).', flag_values=fv)
+  cli.define_overwrite_flag(fv)
   return fv
 
 
 def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> None:
   """The CLI: reports what was written and skipped; non-zero exit when nothing was written."""
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if not (fv.model and fv.input and fv.output):
-    raise app.UsageError('--model, --input and --output are required')
+  cli.check_args(argv, fv, ('model', 'input', 'output'))
+  cli.enable_compilation_cache()
   try:
-    result = run(fv.model, fv.input, fv.output, fv.batch_size, fv.overwrite)
+    result = run(fv.model, fv.input, fv.output, fv.batch_size, fv.overwrite, fv.quantize)
   except InferError as e:
     sys.exit(f'error: {e}')
   print(f'wrote {len(result["written"])} image(s) to {fv.output}')
@@ -127,6 +129,5 @@ def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> None:
 
 
 if __name__ == '__main__':
-  platform.reexec_with_hugepage_malloc()  # First: it restarts the process.
   define_flags()
-  app.run(main)
+  cli.run(main)

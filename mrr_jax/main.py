@@ -14,9 +14,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from mrr_jax import cli
-from mrr_jax import config_checks
-from mrr_jax import platform
-from mrr_jax import workdir_lock
+from mrr_jax.train import config_checks
+from mrr_jax.train import lock
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and TensorBoard logs.')
 config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
@@ -49,12 +48,12 @@ def main(argv):
     # the setting does not affect GPU or TPU backends.
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  from mrr_jax import train  # pylint: disable=g-import-not-at-top
+  from mrr_jax.train import loop, state  # pylint: disable=g-import-not-at-top
   logging.info('JAX process %d / %d, local devices %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:
-    train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
-  except (train.TrainingError, workdir_lock.WorkdirLockedError, ValueError) as e:
+    loop.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
+  except (state.TrainingError, lock.WorkdirLockedError, ValueError) as e:
     _fail(e)
 
 
@@ -65,5 +64,4 @@ def _fail(error: Exception) -> None:
 
 
 if __name__ == '__main__':
-  platform.reexec_with_hugepage_malloc()  # First: it restarts the process.
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main, config_flags=True)

@@ -1,7 +1,9 @@
-"""Process settings that make this model fast on CPU hosts.
+"""Process settings that make this model fast on CPU hosts, and only there.
 
-XLA flags (set on import, below) and glibc's malloc on huge pages (set by
-the entry points' re-execution, further below).
+An XLA flag and glibc's malloc on huge pages, applied by `prepare_process`,
+which every entry point calls first (through mrr_jax.cli.run) and only when
+the process will compute on the CPU (`runs_on_cpu`). Importing mrr_jax
+changes nothing.
 
 jaxlib 0.10 sends CPU convolutions through YNNPACK by default. For this
 network's many small-width convolutions (and their gradients) that path kept
@@ -11,6 +13,7 @@ XLA's Eigen convolutions, which use every core (BENCHMARKS.md). The flag only
 touches the CPU backend, so it is harmless on GPU/TPU hosts, and the numbers
 are the same math (fp32 convolutions either way; golden tests pass on both).
 """
+import importlib.util
 import os
 import sys
 from typing import Mapping, Optional, Tuple
@@ -22,7 +25,7 @@ def configure_xla_cpu_flags() -> None:
   """Appends `YNN_FLAG=` (Eigen convolutions) to XLA_FLAGS unless the user set it.
 
   XLA reads XLA_FLAGS once, when the first backend starts, so this must run
-  before any computation; importing mrr_jax does that. Setting
+  before any computation (prepare_process does). Setting
   MRR_JAX_KEEP_XLA_FLAGS=1 leaves XLA_FLAGS untouched (to time the default).
   """
   if os.environ.get('MRR_JAX_KEEP_XLA_FLAGS') == '1':
@@ -96,3 +99,44 @@ def reexec_with_hugepage_malloc() -> None:
     os.execve(sys.executable, argv, env)
   except OSError:
     pass  # Run on without huge pages: slower, same results.
+
+
+# jaxlib's accelerator plugins, found without importing them (importing one
+# would start nothing, but costs seconds).
+_ACCELERATOR_PLUGINS = ('jax_cuda12_plugin', 'jax_cuda13_plugin', 'jax_rocm60_plugin',
+                        'jax_rocm7_plugin', 'libtpu', 'jax_plugins.xla_cuda12',
+                        'jax_plugins.xla_cuda13', 'jax_plugins.xla_tpu')
+
+
+def _installed(module: str) -> bool:
+  try:
+    return importlib.util.find_spec(module) is not None
+  except (ImportError, ValueError):
+    return False
+
+
+def runs_on_cpu(environ: Mapping[str, str] = os.environ,
+                plugins: Optional[Tuple[str, ...]] = None) -> bool:
+  """Whether jax in this process will compute on the CPU, decided before jax starts.
+
+  JAX_PLATFORMS, when set, decides (its first entry); otherwise jax uses an
+  accelerator whenever a GPU or TPU plugin is installed, and the CPU only
+  without one.
+  """
+  platforms = environ.get('JAX_PLATFORMS', '').strip()
+  if platforms:
+    return platforms.split(',')[0].strip().lower() == 'cpu'
+  found = plugins if plugins is not None else tuple(p for p in _ACCELERATOR_PLUGINS
+                                                     if _installed(p))
+  return not found
+
+
+def prepare_process() -> None:
+  """The CPU settings for an entry point, before anything else runs; nothing off the CPU.
+
+  May replace the process (reexec_with_hugepage_malloc): call it first.
+  """
+  if not runs_on_cpu():
+    return
+  reexec_with_hugepage_malloc()
+  configure_xla_cpu_flags()

@@ -3,12 +3,12 @@
 Everything here maps numpy arrays to HxWx3 uint8 arrays (what TensorBoard's
 image summaries and PNG files take); `save_png` writes one atomically.
 """
-import os
-import tempfile
 from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from mrr_jax import outputs
 
 LABEL_HEIGHT = 14
 # Anchor colours of a jet-like map: blue (0) -> cyan -> green -> yellow -> red (1).
@@ -40,6 +40,16 @@ def _draw_labels(header: np.ndarray, labels: Sequence[str], cell: int, pad: int)
   font = ImageFont.load_default()
   for c, text in enumerate(labels):
     draw.text((pad + c * (cell + pad) + 2, 1), text, fill=(0, 0, 0), font=font)
+  return np.asarray(image)
+
+
+def caption(tile: np.ndarray, text: str) -> np.ndarray:
+  """A copy of an HxWx3 uint8 tile with `text` on a white strip along its bottom edge."""
+  out = np.array(tile, np.uint8)
+  out[-LABEL_HEIGHT:] = 255
+  image = Image.fromarray(out)
+  ImageDraw.Draw(image).text((2, out.shape[0] - LABEL_HEIGHT + 1), text, fill=(0, 0, 0),
+                             font=ImageFont.load_default())
   return np.asarray(image)
 
 
@@ -108,19 +118,8 @@ def attention_rows(inputs: np.ndarray, outputs: np.ndarray, maps: Sequence[np.nd
 
 
 def save_png(path: str, image: np.ndarray) -> str:
-  """Writes an HxWx3 uint8 image as PNG via a temporary file and a rename."""
+  """Writes an HxWx3 uint8 image as PNG, atomically."""
   image = np.asarray(image)
   if image.dtype != np.uint8:
     raise ValueError(f'save_png takes uint8 images, got {image.dtype}')
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      Image.fromarray(image).save(f, format='PNG')
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
+  return outputs.write_atomically(path, lambda f: Image.fromarray(image).save(f, format='PNG'))

@@ -6,10 +6,21 @@ import tempfile
 # Four CPU devices for the pmap tests; set before jax is imported anywhere.
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=4').strip()
-# Tests run XLA's default CPU convolutions (mrr_jax/platform.py would switch to
-# the Eigen path, 2x faster in float32 here, but its float64 convolutions are far
-# slower, and the float64 equivalence tests need them).
-os.environ.setdefault('MRR_JAX_KEEP_XLA_FLAGS', '1')
+# On a CPU backend the commands apply mrr_jax.platform's XLA flag (Eigen
+# convolutions; cli.run -> prepare_process). The session runs XLA's defaults
+# instead: under the flag the float64 convolutions of the equivalence tests
+# are far slower (test_models_golden.py and test_golden_iterations.py together
+# had not finished after 12 minutes), and users never run float64. The float32 golden tests run again
+# as users run, flag on, in a process of their own
+# (tests/test_platform.py::test_float32_golden_tests_pass_with_the_users_cpu_flag):
+# MRR_JAX_TESTS_AS_USERS=1 makes a session apply the flag.
+if os.environ.get('MRR_JAX_TESTS_AS_USERS') == '1':
+  os.environ.pop('MRR_JAX_KEEP_XLA_FLAGS', None)
+  from mrr_jax import platform  # pylint: disable=g-import-not-at-top  (stdlib only)
+  if platform.runs_on_cpu():
+    platform.configure_xla_cpu_flags()
+else:
+  os.environ.setdefault('MRR_JAX_KEEP_XLA_FLAGS', '1')
 # Everything the session and its subprocesses put in the temp folder goes
 # under one folder, removed when the session passes: the compilation cache,
 # pytest's tmp_path folders, and the empty scratch folder TFDS makes (and never
@@ -22,6 +33,9 @@ if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
   os.environ['JAX_COMPILATION_CACHE_DIR'] = os.path.join(SESSION_TMP, 'jit_cache')
   os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '1'
 
+import gc
+
+import jax
 import numpy as np
 import pytest
 
@@ -30,6 +44,21 @@ from tests import golden_recipe
 DATA_DIR = os.path.join(os.path.dirname(__file__), 'data')
 SEED = 20251125
 SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data'))
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _fresh_jax_caches():
+  """Drops compiled programs after each test module.
+
+  A session compiles hundreds of programs (full-size float64 steps among
+  them); kept until the end, XLA crashed compiling one in test_train_steps
+  after about 25 minutes of the whole suite (SIGSEGV or abort in a compile
+  thread; the module alone passes). Modules share nothing compiled, and the
+  on-disk cache keeps recompiles cheap.
+  """
+  yield
+  jax.clear_caches()
+  gc.collect()
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,4 +1,4 @@
-"""Weight recipe for the golden files (copied from shared/reference/recipe.py; numpy only).
+"""Weight recipe for the golden files (docs/golden.md#weight-recipe; numpy only).
 
     state = make_state(read_keys('G_state_dict_keys.txt'), seed=20251125, conv_gain=G_CONV_GAIN)
 

@@ -13,7 +13,7 @@ import requests
 import tensorflow_datasets as tfds
 
 from configs import default
-from mrr_jax import input_pipeline as ip
+from mrr_jax.data import degradations, pipeline, sources
 from tests.batches import assert_same, take, to_u8
 
 N = 8
@@ -48,7 +48,7 @@ def test_an_epoch_is_every_image_cropped_by_the_box(lfw):
   # The box is square here: crop it, PIL bicubic 150 -> 128.
   expected = [np.asarray(Image.fromarray(im).crop(BOX).resize((128, 128), Image.BICUBIC))
               for im in images]
-  batches = take(ip.create_train_iterator(_no_augmentation(lfw), 4, seed=0), 2)
+  batches = take(pipeline.create_train_iterator(_no_augmentation(lfw), 4, seed=0), 2)
   assert {k: (v.shape, v.dtype) for k, v in batches[0].items()} == {
       'input': ((4, 128, 128, 3), np.float32), 'hr': ((4, 128, 128, 3), np.float32),
       'lr': ((4, 16, 16, 3), np.float32)}
@@ -57,7 +57,8 @@ def test_an_epoch_is_every_image_cropped_by_the_box(lfw):
   assert sorted(order) == list(range(N))
   for b in batches:
     for hr, lr, inp in zip(to_u8(b['hr']), to_u8(b['lr']), to_u8(b['input'])):
-      ref_lr, ref_inp = ip.degrade(hr)
+      ref_lr = degradations.make_lr(hr)
+      ref_inp = degradations.upsample_lr(ref_lr)
       np.testing.assert_array_equal(lr, ref_lr)
       np.testing.assert_array_equal(inp, ref_inp)
 
@@ -67,14 +68,14 @@ def test_a_wide_box_is_cut_to_its_centred_square(lfw):
   image = _mocked_images(lfw)[5]
   expected = np.asarray(Image.fromarray(image).crop((55, 50, 205, 200))
                         .resize((128, 128), Image.BICUBIC))
-  np.testing.assert_array_equal(ip._train_source(lfw)[5]['hr'], expected)
+  np.testing.assert_array_equal(sources.train_source(lfw)[5]['hr'], expected)
 
 
 def test_no_box_takes_the_whole_image(lfw):
   lfw.crop_box = ''
   image = _mocked_images(lfw)[2]
   expected = np.asarray(Image.fromarray(image).resize((128, 128), Image.BICUBIC))
-  np.testing.assert_array_equal(ip._train_source(lfw)[2]['hr'], expected)
+  np.testing.assert_array_equal(sources.train_source(lfw)[2]['hr'], expected)
 
 
 def test_same_crops_as_the_face_folder_builder(tmp_path):
@@ -83,59 +84,59 @@ def test_same_crops_as_the_face_folder_builder(tmp_path):
     config = default.get_config().data
     config.name, config.crop_box = 'lfw', '50,50,200,200'
     images = _mocked_images(config)
-    catalog = [ip._train_source(config)[i]['hr'] for i in range(N)]
+    catalog = [sources.train_source(config)[i]['hr'] for i in range(N)]
   folder = tmp_path / 'photos'
   folder.mkdir()
   for i, im in enumerate(images):
     Image.fromarray(im).save(folder / f'{i}.png')
   config.train_dir, config.data_dir = str(folder), str(tmp_path / 'tfds')
-  built = ip._train_source(config)
-  assert isinstance(built, ip.FaceSource) and len(built) == N
+  built = sources.train_source(config)
+  assert isinstance(built, sources.FaceSource) and len(built) == N
   for i in range(N):
     np.testing.assert_array_equal(built[i]['hr'], catalog[i])
 
 
 def test_same_seed_same_batches_other_seed_differs(lfw):
-  a = take(ip.create_train_iterator(lfw, 4, seed=3), 3)
-  b = take(ip.create_train_iterator(lfw, 4, seed=3), 3)
-  c = take(ip.create_train_iterator(lfw, 4, seed=4), 3)
+  a = take(pipeline.create_train_iterator(lfw, 4, seed=3), 3)
+  b = take(pipeline.create_train_iterator(lfw, 4, seed=3), 3)
+  c = take(pipeline.create_train_iterator(lfw, 4, seed=4), 3)
   assert_same(a, b)
   assert not np.array_equal(a[0]['hr'], c[0]['hr'])
 
 
 def test_resume_gives_the_uninterrupted_batches(lfw):
-  whole = take(ip.create_train_iterator(lfw, 2, seed=7), 6)
-  it = ip.create_train_iterator(lfw, 2, seed=7)
+  whole = take(pipeline.create_train_iterator(lfw, 2, seed=7), 6)
+  it = pipeline.create_train_iterator(lfw, 2, seed=7)
   first = take(it, 2)
   state = json.loads(json.dumps(it.get_state()))
-  resumed = ip.create_train_iterator(lfw, 2, seed=7)
+  resumed = pipeline.create_train_iterator(lfw, 2, seed=7)
   resumed.set_state(state)
   assert_same(first + take(resumed, 4), whole)
 
 
 def test_steps_per_epoch(lfw):
-  assert ip.num_train_examples(lfw) == N
-  assert ip.steps_per_epoch(lfw, 4) == 2
+  assert sources.num_train_examples(lfw) == N
+  assert sources.steps_per_epoch(lfw, 4) == 2
 
 
 def test_wrong_image_key_names_the_features(lfw):
   lfw.image_key = 'label'
   with pytest.raises(ValueError, match=r"'lfw' feature 'label' is .* not an RGB uint8 image"):
-    ip.create_train_iterator(lfw, 4, seed=0)
+    pipeline.create_train_iterator(lfw, 4, seed=0)
   lfw.image_key = 'photo'
   with pytest.raises(ValueError, match=r"'lfw' has no feature 'photo' .*'image', 'label'"):
-    ip.create_train_iterator(lfw, 4, seed=0)
+    pipeline.create_train_iterator(lfw, 4, seed=0)
 
 
 def test_box_outside_the_images_is_refused_up_front(lfw):
   lfw.crop_box = '50,50,260,200'
   with pytest.raises(ValueError, match=r'crop_box \(50, 50, 260, 200\) lies outside the 250x250'):
-    ip.create_train_iterator(lfw, 4, seed=0)
+    pipeline.create_train_iterator(lfw, 4, seed=0)
 
 
 def test_eval_on_a_catalog_dataset_asks_for_a_test_folder(lfw):
   with pytest.raises(ValueError, match="'lfw' is used for training only: set data.eval_hr_dir"):
-    ip.create_eval_batches(lfw, 4)
+    sources.eval_examples(lfw)
 
 
 def test_no_internet_names_the_dataset_and_the_way_out(tmp_path, monkeypatch):
@@ -147,13 +148,13 @@ def test_no_internet_names_the_dataset_and_the_way_out(tmp_path, monkeypatch):
   config = default.get_config().data
   config.name, config.data_dir = 'lfw', str(tmp_path / 'tfds')
   with pytest.raises(ValueError) as e:
-    ip.create_train_iterator(config, 4, seed=0)
+    pipeline.create_train_iterator(config, 4, seed=0)
   msg = str(e.value)
   assert "TFDS dataset 'lfw' is not prepared" in msg and str(tmp_path / 'tfds') in msg
   assert 'needs internet' in msg and 'figshare' in msg and 'tfds build lfw' in msg
 
 
 def test_our_builders_are_not_catalog_datasets():
-  assert not ip._is_catalog(tfds.builder('face_folder'))
-  assert not ip._is_catalog(tfds.builder('celeba_face_sr'))
-  assert ip._is_catalog(tfds.builder('lfw'))
+  assert not sources._is_catalog(tfds.builder('face_folder'))
+  assert not sources._is_catalog(tfds.builder('celeba_face_sr'))
+  assert sources._is_catalog(tfds.builder('lfw'))

@@ -7,7 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from mrr_jax import exported, torch_io, weights
+from mrr_jax.weights import export_format
+from mrr_jax.weights import torch_io
+from mrr_jax.weights import torch_keys
 from mrr_jax.models import MRRNet
 from mrr_jax.models import vgg as vgg_lib
 from tests.conftest import golden, nhwc
@@ -26,12 +28,12 @@ def test_convert_round_trip_gives_golden_output(g_state, tmp_path):
   out = tmp_path / 'export'
   result = _convert('--generator', str(npz), '--output', str(out))
   assert result.returncode == 0, result.stderr
-  model, params, meta = exported.load_generator(str(out))
+  model, params, meta = export_format.load_generator(str(out))
   assert meta['source'] == 'mrr_jax.convert'
   y = jax.jit(lambda p, x: model.apply({'params': p}, x))(params, nhwc(golden('G')['input']))
   np.testing.assert_allclose(np.asarray(y), nhwc(golden('G')['output']), atol=1e-4, rtol=0)
   # And back: the flax params map onto exactly the authors' keys and values.
-  back = weights.generator_to_torch(params)
+  back = torch_keys.generator_to_torch(params)
   assert set(back) == set(g_state)
   for k, v in g_state.items():
     np.testing.assert_array_equal(back[k], v)
@@ -87,18 +89,18 @@ def test_convert_missing_file(tmp_path):
 
 
 def test_load_generator_errors(tmp_path):
-  with pytest.raises(exported.ExportError, match='does not exist'):
-    exported.load_generator(str(tmp_path / 'missing'))
+  with pytest.raises(export_format.ExportError, match='does not exist'):
+    export_format.load_generator(str(tmp_path / 'missing'))
   (tmp_path / 'empty').mkdir()
-  with pytest.raises(exported.ExportError, match='model.json is missing'):
-    exported.load_generator(str(tmp_path / 'empty'))
+  with pytest.raises(export_format.ExportError, match='model.json is missing'):
+    export_format.load_generator(str(tmp_path / 'empty'))
 
 
 def test_export_rejects_params_of_another_architecture(tmp_path):
   tiny = MRRNet(base_channels=8, max_channels=16, num_res=1)
   params = tiny.init(jax.random.PRNGKey(0), np.zeros((1, 128, 128, 3), np.float32))['params']
-  with pytest.raises(exported.ExportError, match='missing res_layers_1'):
-    exported.save_generator(str(tmp_path / 'x'), MRRNet(base_channels=8, max_channels=16, num_res=2),
+  with pytest.raises(export_format.ExportError, match='missing res_layers_1'):
+    export_format.save_generator(str(tmp_path / 'x'), MRRNet(base_channels=8, max_channels=16, num_res=2),
                             params)
   assert not (tmp_path / 'x').exists()
 
@@ -106,27 +108,27 @@ def test_export_rejects_params_of_another_architecture(tmp_path):
 def _fake_keras_layers(vgg_state):
   layers = {}
   for name, idx in vgg_lib.torchvision_feature_indices():
-    layers[weights.keras_vgg19_layer(name)] = [
-        weights.oihw_to_hwio(vgg_state[f'features.{idx}.weight']), vgg_state[f'features.{idx}.bias']]
+    layers[torch_keys.keras_vgg19_layer(name)] = [
+        torch_keys.oihw_to_hwio(vgg_state[f'features.{idx}.weight']), vgg_state[f'features.{idx}.bias']]
   return layers
 
 
 def test_vgg_from_torchvision_ignores_classifier_and_matches_keras(vgg_state):
   full = dict(vgg_state)
   full['classifier.0.weight'] = np.zeros((4, 4), np.float32)
-  p_torch = weights.vgg19_from_torchvision(full)
-  p_keras = weights.vgg19_from_keras(_fake_keras_layers(vgg_state))
+  p_torch = torch_keys.vgg19_from_torchvision(full)
+  p_keras = torch_keys.vgg19_from_keras(_fake_keras_layers(vgg_state))
   for a, b in zip(jax.tree_util.tree_leaves(p_torch), jax.tree_util.tree_leaves(p_keras)):
     np.testing.assert_array_equal(a, b)
   broken = dict(vgg_state)
   del broken['features.34.bias']
-  with pytest.raises(weights.WeightsError, match='features.34.bias'):
-    weights.vgg19_from_torchvision(broken)
+  with pytest.raises(torch_keys.WeightsError, match='features.34.bias'):
+    torch_keys.vgg19_from_torchvision(broken)
 
 
 def test_keras_h5_reader(vgg_state, tmp_path):
   h5py = pytest.importorskip('h5py')
-  from mrr_jax import vgg_weights
+  from mrr_jax.weights import vgg19
   path = tmp_path / 'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5'
   # The Keras 2 layout of the notop file: a group per layer, weight_names attrs.
   with h5py.File(path, 'w') as f:
@@ -138,18 +140,18 @@ def test_keras_h5_reader(vgg_state, tmp_path):
       g.attrs['weight_names'] = [f'{name}/kernel:0'.encode(), f'{name}/bias:0'.encode()]
       g.create_dataset(f'{name}/kernel:0', data=kernel)
       g.create_dataset(f'{name}/bias:0', data=bias)
-  params, mode = vgg_weights.load_vgg19(str(path))
+  params, mode = vgg19.load_vgg19(str(path))
   assert mode == 'caffe'
-  ref = weights.vgg19_from_torchvision(vgg_state)
+  ref = torch_keys.vgg19_from_torchvision(vgg_state)
   np.testing.assert_array_equal(params['conv5_4']['kernel'], ref['conv5_4']['kernel'])
 
 
 def test_vgg_missing_file_says_where_to_get_it(tmp_path):
-  from mrr_jax import vgg_weights
-  with pytest.raises(vgg_weights.VGGWeightsError, match='vgg19-dcbb9e9d.pth'):
-    vgg_weights.load_vgg19(str(tmp_path / 'vgg19-dcbb9e9d.pth'))
-  with pytest.raises(vgg_weights.VGGWeightsError, match='vgg_weights'):
-    vgg_weights.load_vgg19('')
+  from mrr_jax.weights import vgg19
+  with pytest.raises(vgg19.VGGWeightsError, match='vgg19-dcbb9e9d.pth'):
+    vgg19.load_vgg19(str(tmp_path / 'vgg19-dcbb9e9d.pth'))
+  with pytest.raises(vgg19.VGGWeightsError, match='vgg_weights'):
+    vgg19.load_vgg19('')
 
 
 @pytest.mark.parametrize('legacy', [False, True])

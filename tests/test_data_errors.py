@@ -3,7 +3,7 @@
 A folder being built may hold symlink loops, dangling links, names that are
 not UTF-8, FIFOs, empty and corrupt files: each is counted, named and skipped.
 An empty or missing folder, too many bad files and no data configured at all
-are each a common.DataError (a ValueError) with a one-line message, from the
+are each a bad_files.DataError (a ValueError) with a one-line message, from the
 pipeline, from TFDS's own download_and_prepare and from `python -m
 mrr_jax.main`, and leave no prepared data set behind.
 """
@@ -23,9 +23,9 @@ tf.config.set_visible_devices([], 'GPU')
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
 from configs import default  # pylint: disable=g-import-not-at-top
-from mrr_jax import input_pipeline as ip
-from mrr_jax.datasets import common
-from mrr_jax.datasets import face_folder
+from mrr_jax.data import pairs, sources
+from mrr_jax.data import bad_files, files, images
+from mrr_jax.data.builders import face_folder
 from tests import face_fakes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -164,20 +164,20 @@ def _one_line(message: str, *parts: str) -> None:
 
 
 def test_display_name_escapes_what_is_not_printable_utf8():
-  assert common.display_name('bad\udcff.png') == 'bad\\xff.png'
-  assert common.display_name('two\nlines\t.png') == 'two\\nlines\\t.png'
-  assert common.display_name('José/李.png') == 'José/李.png'
-  assert common.is_utf8('José.png') and not common.is_utf8('bad\udcff.png')
+  assert bad_files.display_name('bad\udcff.png') == 'bad\\xff.png'
+  assert bad_files.display_name('two\nlines\t.png') == 'two\\nlines\\t.png'
+  assert bad_files.display_name('José/李.png') == 'José/李.png'
+  assert bad_files.is_utf8('José.png') and not bad_files.is_utf8('bad\udcff.png')
 
 
 def test_read_file_refuses_special_files_without_opening_them(tmp_path):
   os.mkfifo(tmp_path / 'pipe.png')
-  with pytest.raises(common.BadImageError, match=r'not a regular file \(a FIFO\)'):
-    common.read_file(str(tmp_path / 'pipe.png'))
-  with pytest.raises(common.BadImageError, match=r'not a regular file \(a directory\)'):
-    common.read_file(str(tmp_path))
-  with pytest.raises(common.BadImageError, match='empty file'):
-    common.load_rgb(b'')
+  with pytest.raises(bad_files.BadImageError, match=r'not a regular file \(a FIFO\)'):
+    files.read_file(str(tmp_path / 'pipe.png'))
+  with pytest.raises(bad_files.BadImageError, match=r'not a regular file \(a directory\)'):
+    files.read_file(str(tmp_path))
+  with pytest.raises(bad_files.BadImageError, match='empty file'):
+    images.load_rgb(b'')
 
 
 def test_zip_members_that_cannot_be_read_are_bad_files(tmp_path):
@@ -189,14 +189,14 @@ def test_zip_members_that_cannot_be_read_are_bad_files(tmp_path):
   at = data.rindex(_png(1)[-20:])    # inside flipped.png's stored bytes
   data[at] ^= 0xFF
   open(path, 'wb').write(bytes(data))
-  source = common.FileSource(path)
-  assert common.load_rgb(source.read('good.png')).shape == (48, 48, 3)
-  with pytest.raises(common.BadImageError, match='cannot read from faces.zip: BadZipFile'):
+  source = files.FileSource(path)
+  assert images.load_rgb(source.read('good.png')).shape == (48, 48, 3)
+  with pytest.raises(bad_files.BadImageError, match='cannot read from faces.zip: BadZipFile'):
     source.read('flipped.png')
   source.close()
   face_fakes.write(str(tmp_path / 'not.zip'), b'not a zip')
-  with pytest.raises(common.DataError, match='is neither a folder nor a zip file'):
-    common.FileSource(str(tmp_path / 'not.zip'))
+  with pytest.raises(bad_files.DataError, match='is neither a folder nor a zip file'):
+    files.FileSource(str(tmp_path / 'not.zip'))
 
 
 # ---------------------------------------------------------------- builds that skip
@@ -231,8 +231,8 @@ def test_one_odd_file_among_150_images_is_one_skipped_file(tmp_path, odd):
   else:
     _non_utf8_file(root)
   data = _data_config(tmp_path, train_dir=root)
-  assert ip.num_train_examples(data) == 150
-  bad = ip._train_builder(data).info.metadata['bad_files']['train']
+  assert sources.num_train_examples(data) == 150
+  bad = sources._train_builder(data).info.metadata['bad_files']['train']
   assert [b['file'] for b in bad] == ['loop.png' if odd == 'symlink_loop' else 'bad\\xff.png']
 
 
@@ -247,10 +247,9 @@ def test_paired_folders_skip_odd_entries(tmp_path, monkeypatch, caplog):
   expected['3.png'] = 'not a regular file (a FIFO)'    # its LR
   expected.pop('locked_dir', None)                      # the HR folder is not walked
   # The default 1% would need hundreds of pairs around these few bad ones.
-  monkeypatch.setattr(common, 'DEFAULT_MAX_BAD_FRACTION', 0.9)
   with caplog.at_level('WARNING'):
-    examples = ip._load_paired_folder(hr, lr)
-  assert [e['name'] for e in examples] == ['0.png', '1.png', '2.png']
+    examples, _ = pairs.load_pairs(hr, lr, max_bad_fraction=0.9)
+  assert [e.name for e in examples] == ['0', '1', '2']
   log = caplog.text
   for name, phrase in expected.items():
     assert f'{name}: ' in log and phrase in log, (name, log)
@@ -295,15 +294,15 @@ def test_train_folder_problems_are_one_line(tmp_path, case):
   root = str(tmp_path / 'faces')
   parts = case(root)
   data = _data_config(tmp_path, train_dir=root)
-  with pytest.raises(common.DataError) as e:
-    ip.num_train_examples(data)
+  with pytest.raises(bad_files.DataError) as e:
+    sources.num_train_examples(data)
   _one_line(str(e.value), root, *parts)
   _nothing_prepared(data.data_dir)
   config = face_folder.config_for(root, None)
   assert not tfds.builder('face_folder', data_dir=data.data_dir, config=config).is_prepared()
   # TFDS's own API raises the same error.
   builder = tfds.builder('face_folder', data_dir=data.data_dir, config=config)
-  with pytest.raises(common.DataError) as again:
+  with pytest.raises(bad_files.DataError) as again:
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=root))
   assert str(again.value) == str(e.value)
@@ -313,20 +312,20 @@ def test_a_failed_build_is_rebuilt_once_fixed(tmp_path):
   root = str(tmp_path / 'faces')
   _too_many_bad(root)
   data = _data_config(tmp_path, train_dir=root)
-  with pytest.raises(common.TooManyBadFilesError):
-    ip.num_train_examples(data)
+  with pytest.raises(bad_files.TooManyBadFilesError):
+    sources.num_train_examples(data)
   _unlock(root)
   shutil.rmtree(os.path.join(root, 'odd'))
-  assert ip.num_train_examples(data) == 5
+  assert sources.num_train_examples(data) == 5
 
 
 def test_no_data_configured_names_the_keys(tmp_path):
   data = _data_config(tmp_path)
-  with pytest.raises(common.DataError) as e:
-    ip.num_train_examples(data)
+  with pytest.raises(bad_files.DataError) as e:
+    sources.num_train_examples(data)
   assert str(e.value) == NO_DATA
-  with pytest.raises(common.DataError) as e:
-    ip.num_eval_examples(data)
+  with pytest.raises(bad_files.DataError) as e:
+    sources.eval_examples(data)
   _one_line(str(e.value), 'no evaluation data', '--config.data.eval_hr_dir=DIR',
             '--config.data.manual_dir=DIR', '--config.eval_every_steps=0')
   _nothing_prepared(data.data_dir)
@@ -334,8 +333,8 @@ def test_no_data_configured_names_the_keys(tmp_path):
 
 def test_a_missing_manual_dir_is_named(tmp_path):
   data = _data_config(tmp_path, manual_dir=str(tmp_path / 'celeba'))
-  with pytest.raises(common.ManualDirError) as e:
-    ip.num_train_examples(data)
+  with pytest.raises(bad_files.ManualDirError) as e:
+    sources.num_train_examples(data)
   _one_line(str(e.value), str(tmp_path / 'celeba'), 'does not exist', 'img_align_celeba.zip')
 
 
@@ -347,8 +346,8 @@ def test_eval_folder_problems_are_one_line(tmp_path, case):
   elif case == 'too_many_bad':
     _photos(hr, 3, 128)
     _odd_entries(hr)
-  with pytest.raises(common.DataError) as e:
-    ip.num_eval_examples(_data_config(tmp_path, eval_hr_dir=hr))
+  with pytest.raises(bad_files.DataError) as e:
+    sources.eval_examples(_data_config(tmp_path, eval_hr_dir=hr))
   parts = {'missing': ['HR folder', 'does not exist', '--config.data.eval_hr_dir=DIR'],
            'empty': ['no HR images in', 'the folder is empty'],
            'too_many_bad': ['eval: ', 'files are bad', 'more than the allowed 1%']}[case]
@@ -360,15 +359,15 @@ def test_data_errors_come_out_of_tfds_wrappers(tmp_path, monkeypatch):
   def wrapped(self, dl_manager):
     del self, dl_manager
     try:
-      raise common.DataError('the one line')
-    except common.DataError as e:
+      raise bad_files.DataError('the one line')
+    except bad_files.DataError as e:
       tfds.core.utils.reraise(e, prefix='Failed to encode example:\n{...}\n')
   monkeypatch.setattr(face_folder.FaceFolder, '_split_generators', wrapped)
   root = str(tmp_path / 'faces')
   _photos(root, 1)
   builder = tfds.builder('face_folder', data_dir=str(tmp_path / 'tfds'),
                          config=face_folder.config_for(root, None))
-  with pytest.raises(common.DataError) as e:
+  with pytest.raises(bad_files.DataError) as e:
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=root))
   assert str(e.value) == 'the one line'
   _nothing_prepared(tmp_path / 'tfds')

@@ -8,10 +8,10 @@ import tensorflow as tf
 tf.config.set_visible_devices([], 'GPU')
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-from mrr_jax.datasets import celeba_face_sr  # pylint: disable=g-import-not-at-top
-from mrr_jax.datasets import common
-from mrr_jax.datasets import face_folder
-from mrr_jax.datasets import helen_face_sr
+from mrr_jax.data.builders import celeba_face_sr  # pylint: disable=g-import-not-at-top
+from mrr_jax.data import bad_files, crops, images
+from mrr_jax.data.builders import face_folder
+from mrr_jax.data.builders import helen_face_sr
 from tests import face_fakes
 
 # Landmarks of an aligned CelebA face: eyes (70,110),(110,110), nose, mouth (75,150),(105,150).
@@ -34,8 +34,8 @@ def test_landmark_box_by_hand():
   marks = np.asarray(CELEBA_MARKS, np.float64).reshape(5, 2)
   assert celeba_face_sr.face_box(marks, 178, 218) == (20, 56, 160, 196)
   # Near the top edge the square moves down; wider than the image it shrinks.
-  assert common.square_box(50, 10, 60, 178, 218) == (20, 0, 80, 60)
-  assert common.square_box(89, 109, 300, 178, 218) == (0, 20, 178, 198)
+  assert crops.square_box(50, 10, 60, 178, 218) == (20, 0, 80, 60)
+  assert crops.square_box(89, 109, 300, 178, 218) == (0, 20, 178, 198)
 
 
 def _celeba_files():
@@ -61,9 +61,9 @@ def test_celeba_builder(tmp_path):
   assert [e['name'] for e in train] == [f'{i:06d}.jpg'.encode() for i in range(1, 7)]
   assert all(e['hr'].shape == (128, 128, 3) and e['hr'].dtype == np.uint8 for e in train)
   # The crop is the landmark box of the decoded JPEG resized to 128 (bit-exact).
-  decoded = common.load_rgb(files['000001.jpg'])
+  decoded = images.load_rgb(files['000001.jpg'])
   np.testing.assert_array_equal(train[0]['hr'],
-                                common.crop_resize(decoded, (20, 56, 160, 196)))
+                                crops.crop_resize(decoded, (20, 56, 160, 196)))
   grey = train[2]['hr']
   np.testing.assert_array_equal(grey[..., 0], grey[..., 2])
   bad = b.info.metadata['bad_files']
@@ -82,7 +82,7 @@ def test_celeba_builder(tmp_path):
 def test_celeba_too_many_bad_files_raises(tmp_path):
   _, files, partition, marks = _celeba_files()
   face_fakes.celeba(str(tmp_path / 'manual'), files, partition, marks)
-  with pytest.raises(common.TooManyBadFilesError, match=r'train: 1 of 7 files are bad'):
+  with pytest.raises(bad_files.TooManyBadFilesError, match=r'train: 1 of 7 files are bad'):
     _build('celeba_face_sr', tmp_path / 'data', tmp_path / 'manual')
 
 
@@ -90,7 +90,7 @@ def test_celeba_missing_file_message(tmp_path):
   _, files, partition, marks = _celeba_files()
   face_fakes.celeba(str(tmp_path / 'manual'), files, partition, marks)
   os.remove(tmp_path / 'manual' / 'list_eval_partition.txt')
-  with pytest.raises(common.MissingDataError, match=r'list_eval_partition\.txt.*CelebA page'):
+  with pytest.raises(bad_files.MissingDataError, match=r'list_eval_partition\.txt.*CelebA page'):
     _build('celeba_face_sr', tmp_path / 'data', tmp_path / 'manual')
 
 
@@ -116,7 +116,42 @@ def test_helen_builder(tmp_path):
   first = _all(b, 'train')[0]
   assert first['name'] == names[0].encode()
   np.testing.assert_array_equal(
-      first['hr'], common.crop_resize(common.load_rgb(jpgs[names[0] + '.jpg']), box))
+      first['hr'], crops.crop_resize(images.load_rgb(jpgs[names[0] + '.jpg']), box))
+
+
+def test_helen_train_split_leaves_out_the_test_faces_by_content(tmp_path):
+  """Renamed, re-encoded copies of two train crops in manual/exclude/ drop those two faces."""
+  names = [f'20000{i}_1' for i in range(7)]
+  photos = {n: face_fakes.smooth_photo(50 + i, 300, 260) for i, n in enumerate(names)}
+  points = {n: face_fakes.helen_points(eye_y=100, mouth_y=160, cx=140) for n in names}
+  face_fakes.helen(str(tmp_path / 'manual'),
+                   {'helen_1.zip': {n + '.jpg': face_fakes.encode(p) for n, p in photos.items()}},
+                   points, train=names[:6], test=names[6:])
+  names = names[:6]
+  box = helen_face_sr.face_box(points[names[0]], 300, 260)
+  for i, planted in enumerate((names[1], names[4])):  # the DIC set renumbers its crops
+    crop = crops.crop_resize(images.load_rgb(face_fakes.encode(photos[planted])), box)
+    face_fakes.write(str(tmp_path / 'manual' / 'exclude' / f'{i:03d}.png'),
+                     face_fakes.encode(crop, 'JPEG'))
+  unrelated = face_fakes.smooth_photo(99, 128, 128)  # a test face not in the train list
+  face_fakes.write(str(tmp_path / 'manual' / 'exclude' / '002.png'),
+                   face_fakes.encode(unrelated, 'PNG'))
+  b = _build('helen_face_sr', tmp_path / 'data', tmp_path / 'manual')
+  kept = [x['name'].decode() for x in _all(b, 'train')]
+  assert sorted(kept) == sorted(set(names) - {names[1], names[4]})
+  assert sorted(b.info.metadata['excluded']) == sorted([names[1], names[4]])
+
+
+def test_perceptual_hash_tells_copies_from_other_faces():
+  from mrr_jax.data import dedup  # pylint: disable=g-import-not-at-top
+  faces = [face_fakes.smooth_photo(70 + i, 128, 128) for i in range(12)]
+  hashes = [dedup.perceptual_hash(f) for f in faces]
+  for f, h in zip(faces, hashes):
+    jpeg = images.load_rgb(face_fakes.encode(f, 'JPEG'))
+    assert dedup.distance(h, dedup.perceptual_hash(jpeg)) <= 4
+  others = [dedup.distance(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1:]]
+  assert min(others) > dedup.MAX_DISTANCE, sorted(others)[:5]
+  assert dedup.distance(0b1011, 0b0110) == 3  # by hand
 
 
 def test_face_folder_builder(tmp_path):
@@ -138,7 +173,7 @@ def test_face_folder_builder(tmp_path):
   bad = b.info.metadata['bad_files']['train']
   assert [x['file'] for x in bad] == ['b/broken.jpg', 'b/tiny.png']
   assert 'outside' in bad[1]['reason']
-  expected = common.crop_resize(face_fakes.smooth_photo(0, 100, 100), (10, 10, 90, 90))
+  expected = crops.crop_resize(face_fakes.smooth_photo(0, 100, 100), (10, 10, 90, 90))
   np.testing.assert_array_equal(examples[0]['hr'], expected)
   # The config name keys the cache on folder and box.
   assert config.name != face_folder.config_for(str(root), None).name

@@ -9,10 +9,11 @@ import pytest
 from PIL import Image
 
 from mrr_jax import evaluate
-from mrr_jax import exported
-from mrr_jax import lpips
-from mrr_jax import metrics
-from mrr_jax import sr_io
+from mrr_jax.weights import export_format
+from mrr_jax.evaluation import lpips
+from mrr_jax.evaluation import metrics
+from mrr_jax.data import degradations, resize
+from mrr_jax.evaluation import predict
 from mrr_jax.models import MRRNet
 
 SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data'))
@@ -34,7 +35,7 @@ def _write_pairs(root, names, lr_names=None, seed=0):
     hr = _face(rng)
     images[name] = hr
     Image.fromarray(hr).save(hr_dir / f'{name}.png')
-    Image.fromarray(sr_io.resize_bicubic(hr, 16)).save(lr_dir / f'{lr_name}.png')
+    Image.fromarray(resize.pil_bicubic(hr, 16)).save(lr_dir / f'{lr_name}.png')
   return str(hr_dir), str(lr_dir), images
 
 
@@ -49,7 +50,7 @@ def _random_params(model, seed):
   """Random params of the right shapes, drawn in numpy (model.init compiles for ~40 s on CPU)."""
   rng = np.random.default_rng(seed)
   flat = {}
-  for path, shape in exported.param_shapes(model).items():
+  for path, shape in export_format.param_shapes(model).items():
     if path[-1] == 'kernel':
       value = rng.normal(0, 0.5 * (2 / np.prod(shape[:-1])) ** 0.5, shape)
     else:  # conv biases, InstanceNorm scale/bias.
@@ -63,7 +64,7 @@ def tiny_export(tmp_path_factory):
   model = MRRNet(base_channels=8, max_channels=16, num_down=3, num_res=1)
   params = _random_params(model, seed=0)
   path = str(tmp_path_factory.mktemp('export') / 'tiny')
-  exported.save_generator(path, model, params, {'note': 'random'})
+  export_format.save_generator(path, model, params, {'note': 'random'})
   return path, model, params
 
 
@@ -74,7 +75,7 @@ def _assert_pixels_from_generator(saved, model, params, lr):
   lying within a hair of a .5 rounding boundary; only those pixels may differ,
   and by one level.
   """
-  x = sr_io.to_model_input(sr_io.upsample_lr(lr)[None])
+  x = predict.to_model_input(degradations.upsample_lr(lr)[None])
   value = np.asarray(metrics.quantize(model.apply({'params': params}, x), 'none'))[0]
   direct = np.round(value)
   on_boundary = np.abs(value - np.floor(value) - 0.5) < 1e-2
@@ -113,8 +114,8 @@ def test_export_evaluate_round_trip(tiny_export, tmp_path):
 
 def test_attention_maps_in_forward_order(tiny_export):
   _, model, params = tiny_export
-  maps = sr_io.attention_maps(model, params, np.zeros((2, 128, 128, 3), np.uint8))
-  names = sr_io.forward_order(maps)
+  maps = predict.attention_maps(model, params, np.zeros((2, 128, 128, 3), np.uint8))
+  names = predict.forward_order(maps)
   assert names == ['encoder_1', 'encoder_2', 'encoder_3', 'res_layers_0',
                    'decoder_0', 'decoder_1', 'decoder_2']
   assert [maps[n].shape for n in names] == [(2, s, s, 1) for s in (64, 32, 16, 16, 32, 64, 128)]
@@ -127,7 +128,7 @@ def test_bicubic_scores_the_network_input(tmp_path):
   skm = pytest.importorskip('skimage.metrics')
   for row in result['per_image']:
     hr = images[row['name']]
-    up = sr_io.upsample_lr(sr_io.resize_bicubic(hr, 16))
+    up = degradations.upsample_lr(resize.pil_bicubic(hr, 16))
     want = skm.peak_signal_noise_ratio(hr, up, data_range=255)
     assert abs(row['psnr'] - want) < 1e-4
   assert result['protocol']['lr_source'].startswith('made from HR')
@@ -147,7 +148,7 @@ def test_lpips_through_evaluate(tmp_path):
   net, params = lpips.load(str(tmp_path / 'alex.npz'), str(tmp_path / 'lin.npz'))
   for row in result['per_image']:
     hr = images[row['name']]
-    up = sr_io.upsample_lr(sr_io.resize_bicubic(hr, 16))
+    up = degradations.upsample_lr(resize.pil_bicubic(hr, 16))
     want = lpips.distance(net, params, up[None] / 127.5 - 1, hr[None] / 127.5 - 1)[0]
     np.testing.assert_allclose(row['lpips'], want, rtol=1e-4)
   assert result['lpips'] == pytest.approx(np.mean([r['lpips'] for r in result['per_image']]))
@@ -209,3 +210,34 @@ def test_nothing_scored_exits_non_zero_without_json(tmp_path):
   fv = _cli_flags(model=str(tmp_path / 'missing'), hr_dir=hr_dir)
   with pytest.raises(SystemExit, match='does not exist'):
     evaluate.main(['evaluate'], fv)
+
+
+def test_periodic_evaluation_equals_the_evaluate_command(tmp_path):
+  """The trainer's periodic evaluation and `evaluate` score the same pairs alike: one loop."""
+  from configs import mrrnet  # pylint: disable=g-import-not-at-top
+  from mrr_jax.models import init as model_init  # pylint: disable=g-import-not-at-top
+  from mrr_jax.train import loop as train_loop  # pylint: disable=g-import-not-at-top
+  from mrr_jax.weights import export_format  # pylint: disable=g-import-not-at-top
+  hr_dir, lr_dir, _ = _write_pairs(tmp_path, ['a', 'b', 'c', 'd', 'e'])
+  config = mrrnet.get_config('tiny')
+  config.eval_every_steps = 1
+  config.data.eval_hr_dir, config.data.eval_lr_dir = hr_dir, lr_dir
+  generator = export_format.build_generator(config.model.to_dict())
+  params = model_init.init_generator(generator, 3)
+  model = export_format.save_generator(str(tmp_path / 'export'), generator, params)
+  periodic, grid = train_loop.make_evaluate_fn(config, generator)(params)
+  command = evaluate.run(model, hr_dir, lr_dir, batch_size=config.batch_size)
+  assert command['num_images'] == 5 and command['complete']
+  for key in ('psnr', 'ssim'):
+    assert periodic[key] == pytest.approx(command[key], rel=1e-12, abs=0), key
+  assert 10 < periodic['psnr'] < 40  # a real score, not a default
+  # The grid the trainer writes into the workdir: 5 rows of bicubic | SR | HR, with
+  # the HR column the pairs' own pixels (row r, third cell).
+  cell, pad, top = 128, 2, 14
+  assert grid.shape == (top + pad + 5 * (cell + pad), pad + 3 * (cell + pad), 3)
+  hr = np.asarray(Image.open(os.path.join(hr_dir, 'c.png')).convert('RGB'))
+  y, x = top + pad + 2 * (cell + pad), pad + 2 * (cell + pad)
+  np.testing.assert_array_equal(grid[y:y + cell, x:x + cell], hr)
+  # The SR cell carries its score on a white strip at the bottom.
+  strip = grid[y + cell - 14:y + cell, pad + cell + pad:pad + 2 * cell + pad]
+  assert (strip == 255).mean() > 0.7 and (strip < 128).any()

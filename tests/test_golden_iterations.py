@@ -18,12 +18,14 @@ import numpy as np
 import pytest
 
 from configs import mrrgan, mrrnet
-from mrr_jax import exported, parallel, train, weights
 from mrr_jax.models import init as model_init
+from mrr_jax.train import parallel, setup
+from mrr_jax.train import state as state_lib
+from mrr_jax.weights import export_format, torch_keys
 from tests import golden_recipe
 from tests.conftest import DATA_DIR, SEED, golden, nhwc, recipe_state
 
-RTOL = 1e-9  # both phases agree to 2e-11 or better 
+RTOL = 1e-9  # both phases agree to 2e-11 or better (docs/golden.md#two-training-iterations)
 
 
 @pytest.fixture(scope='module')
@@ -42,19 +44,19 @@ def _keys(which):
 def _to_torch(tree, torch_key):
   """Flax params -> {the authors' state_dict key: float64 array}, convs OIHW.
 
-  (weights.generator_to_torch casts to float32, which would round the
+  (torch_keys.generator_to_torch casts to float32, which would round the
   1e-4-sized updates of weights near 1 to 3e-4 relative.)
   """
   out = {}
   for path, v in flax.traverse_util.flatten_dict(dict(tree)).items():
     v = np.asarray(v, np.float64)
-    out[torch_key(path)] = weights.hwio_to_oihw(v) if v.ndim == 4 else v
+    out[torch_key(path)] = torch_keys.hwio_to_oihw(v) if v.ndim == 4 else v
   return out
 
 
 def _d_torch(params, spectral=None):
-  out = _to_torch(params, weights.discriminator_torch_key)
-  out.update(_to_torch(spectral or {}, weights.discriminator_torch_key))
+  out = _to_torch(params, torch_keys.discriminator_torch_key)
+  out.update(_to_torch(spectral or {}, torch_keys.discriminator_torch_key))
   return out
 
 
@@ -65,35 +67,35 @@ def _as64(tree):
 def _run(config, ref):
   """Two steps of config's phase from the recipe weights: (models, state before, after, metrics, batch)."""
   config.compute_dtype = 'float64'
-  generator, discriminator = train.build_models(config)
-  g_tx, d_tx, _ = train.make_optimizers(config, steps_per_epoch=1000)
-  state = train.init_state(config, generator, discriminator, g_tx, d_tx, 0)
-  g_params = weights.generator_from_torch(
+  generator, discriminator = state_lib.build_models(config)
+  g_params = torch_keys.generator_from_torch(
       _torch_state('G_state_dict', SEED, golden_recipe.G_CONV_GAIN),
-      exported.param_shapes(generator))
-  state = state.replace(g_params=g_params, g_opt_state=g_tx.init(g_params))
-  vgg, mode = None, 'torch'
+      export_format.param_shapes(generator))
+  vgg = None
+  if config.phase == 'gan':
+    vgg = (_as64(torch_keys.vgg19_from_torchvision(
+        _torch_state('VGG19_features', SEED + 5, golden_recipe.VGG_CONV_GAIN))), 'torch')
+  devices = jax.local_devices()[:1]
+  run = setup.create(config, steps_per_epoch=1000, devices=devices, g_params=_as64(g_params),
+                     vgg=vgg)
+  state = run.state
   if config.phase == 'gan':
     abstract = model_init.abstract_variables(discriminator, train=False)
-    d_params, spectral = weights.discriminator_from_torch(
+    d_params, spectral = torch_keys.discriminator_from_torch(
         _torch_state('D_state_dict', SEED + 6, golden_recipe.D_CONV_GAIN),
-        weights.flat_shapes(abstract['params']), weights.flat_shapes(abstract['spectral']))
-    state = state.replace(d_params=d_params, d_opt_state=d_tx.init(d_params), spectral=spectral)
-    vgg = weights.vgg19_from_torchvision(
-        _torch_state('VGG19_features', SEED + 5, golden_recipe.VGG_CONV_GAIN))
-  state, vgg = _as64(state), _as64(vgg)
-  devices = jax.local_devices()[:1]
-  step = train.make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg, mode, devices)
+        torch_keys.flat_shapes(abstract['params']), torch_keys.flat_shapes(abstract['spectral']))
+    state = state.replace(d_params=d_params, d_opt_state=run.d_tx.init(d_params),
+                          spectral=spectral)
+  state = _as64(state)
   batch = _as64({'input': nhwc(ref['input']), 'hr': nhwc(ref['hr'])})
   before = state
   state = parallel.replicate(state, devices)
   history = []
   for _ in range(int(ref['iters'])):
-    state, m = step(state, jax.tree_util.tree_map(jnp.asarray, parallel.shard(batch, 1)))
-    history.append({k: float(v) for k, v in
-                    jax.device_get(jax.tree_util.tree_map(lambda x: x[0], m)).compute().items()})
+    state, m = run.step_fn(state, jax.tree_util.tree_map(jnp.asarray, parallel.shard(batch, 1)))
+    history.append({k: float(v[0]) for k, v in m.items()})
   after = parallel.unreplicate(state)
-  return generator, discriminator, before, after, history, batch
+  return run.generator, run.discriminator, before, after, history, batch
 
 
 def _check_updates(ref, prefix, keys, before, after, probe_seed):
@@ -118,8 +120,8 @@ def _check_updates(ref, prefix, keys, before, after, probe_seed):
 
 
 def _generator_updates(ref, prefix, before, after):
-  g_before = _to_torch(before, weights.generator_torch_key)
-  g_after = _to_torch(after, weights.generator_torch_key)
+  g_before = _to_torch(before, torch_keys.generator_torch_key)
+  g_after = _to_torch(after, torch_keys.generator_torch_key)
   keys = _keys('G_state_dict')
   assert sorted(keys) == sorted(g_after)
   _check_updates(ref, prefix, keys, g_before, g_after, SEED + 99)

@@ -24,7 +24,10 @@ import pytest
 import safetensors
 import safetensors.numpy
 
-from mrr_jax import exported, torch_io, vgg_weights, weights
+from mrr_jax.weights import export_format
+from mrr_jax.weights import torch_io
+from mrr_jax.weights import vgg19
+from mrr_jax.weights import torch_keys
 from mrr_jax.models import MRRNet
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -214,8 +217,8 @@ def test_load_state_dict_and_vgg19_refuse_code(tmp_path, where, kind):
   name = refused.split('.')[-1]  # torch.load, when installed, says 'exec' for builtins.exec
   with pytest.raises(torch_io.StateDictError, match=name):
     torch_io.load_state_dict(path)
-  with pytest.raises(vgg_weights.VGGWeightsError, match=name):
-    vgg_weights.load_vgg19(path)
+  with pytest.raises(vgg19.VGGWeightsError, match=name):
+    vgg19.load_vgg19(path)
   assert not sentinel.exists()
 
 
@@ -340,9 +343,9 @@ def test_torch_written_fixtures_with_torch(name):
 def authors_export(g_state, tmp_path_factory):
   """An export of the default MRRNet holding the golden authors' weights."""
   model = MRRNet()
-  params = weights.generator_from_torch(g_state, exported.param_shapes(model))
+  params = torch_keys.generator_from_torch(g_state, export_format.param_shapes(model))
   path = str(tmp_path_factory.mktemp('authors') / 'export')
-  return exported.save_generator(path, model, params, metadata={'source': 'test'})
+  return export_format.save_generator(path, model, params, metadata={'source': 'test'})
 
 
 def _assert_same_params(a, b):
@@ -363,25 +366,25 @@ def test_safetensors_round_trip(authors_export, g_state, tmp_path):
     np.testing.assert_array_equal(tensors[key], value)
   with safetensors.safe_open(str(st), 'np') as f:
     config = json.loads(f.metadata()['mrr_jax.model_config'])
-  assert config == exported.model_config(MRRNet())
+  assert config == export_format.model_config(MRRNet())
   back = tmp_path / 'back'
   result = _convert('--generator', str(st), '--output', str(back))
   assert result.returncode == 0, result.stderr
-  _, params, meta = exported.load_generator(str(back))
-  _assert_same_params(params, exported.load_generator(authors_export)[1])
+  _, params, meta = export_format.load_generator(str(back))
+  _assert_same_params(params, export_format.load_generator(authors_export)[1])
   assert meta['weights'] == str(st)
 
 
 def test_safetensors_round_trip_keeps_a_non_default_config(tmp_path):
   model = MRRNet(base_channels=8, max_channels=16, num_res=1)
   params = model.init(jax.random.PRNGKey(3), np.zeros((1, 128, 128, 3), np.float32))['params']
-  src = exported.save_generator(str(tmp_path / 'tiny'), model, params)
+  src = export_format.save_generator(str(tmp_path / 'tiny'), model, params)
   st = tmp_path / 'tiny.safetensors'
   assert _convert('--from_export', src, '--output', str(st)).returncode == 0
   result = _convert('--generator', str(st), '--output', str(tmp_path / 'back'))
   assert result.returncode == 0, result.stderr  # no --model_config: the file names it
-  back_model, back_params, _ = exported.load_generator(str(tmp_path / 'back'))
-  assert exported.model_config(back_model) == exported.model_config(model)
+  back_model, back_params, _ = export_format.load_generator(str(tmp_path / 'back'))
+  assert export_format.model_config(back_model) == export_format.model_config(model)
   _assert_same_params(back_params, params)
 
 
@@ -407,8 +410,8 @@ def test_bfloat16_and_truncated_safetensors_are_one_clear_error(tmp_path):
   result = _convert('--generator', str(cut), '--output', str(tmp_path / 'out'))
   _assert_one_line_error(result, str(cut))
   assert not (tmp_path / 'out').exists()
-  with pytest.raises(vgg_weights.VGGWeightsError, match='BF16'):
-    vgg_weights.load_vgg19(str(bf16))
+  with pytest.raises(vgg19.VGGWeightsError, match='BF16'):
+    vgg19.load_vgg19(str(bf16))
 
 
 def test_safetensors_output_is_refused_unless_it_is_replaceable(authors_export, g_state, tmp_path):
@@ -444,12 +447,12 @@ def test_from_export_of_a_missing_export_writes_nothing(tmp_path):
 
 def test_safetensors_feeds_vgg19_and_lpips(vgg_state, tmp_path):
   """The perceptual-loss and LPIPS weights read from .safetensors like from .npz."""
-  from mrr_jax import lpips  # pylint: disable=g-import-not-at-top
+  from mrr_jax.evaluation import lpips  # pylint: disable=g-import-not-at-top
   st = tmp_path / 'vgg19.safetensors'
   safetensors.numpy.save_file(vgg_state, str(st))
-  params, mode = vgg_weights.load_vgg19(str(st))
+  params, mode = vgg19.load_vgg19(str(st))
   assert mode == 'torch'
-  _assert_same_params(params, weights.vgg19_from_torchvision(vgg_state))
+  _assert_same_params(params, torch_keys.vgg19_from_torchvision(vgg_state))
   alex = {0: (64, 3, 11), 3: (192, 64, 5), 6: (384, 192, 3), 8: (256, 384, 3), 10: (256, 256, 3)}
   backbone = {}
   for i, (o, c, k) in alex.items():

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mrr_jax import exported
+from mrr_jax.weights import export_format
 from mrr_jax import infer
-from mrr_jax import metrics
-from mrr_jax import sr_io
+from mrr_jax.evaluation import metrics
+from mrr_jax.data import degradations, resize
+from mrr_jax.evaluation import predict
 from mrr_jax.models import MRRNet
 from tests.test_evaluate import _random_params
 
@@ -26,7 +27,7 @@ def tiny_export(tmp_path_factory):
   model = MRRNet(base_channels=8, max_channels=16, num_down=3, num_res=1)
   params = _random_params(model, seed=1)
   path = str(tmp_path_factory.mktemp('export') / 'tiny')
-  exported.save_generator(path, model, params)
+  export_format.save_generator(path, model, params)
   return path, model, params
 
 
@@ -37,7 +38,7 @@ def _assert_pixels_from_generator(saved, model, params, lr):
   lying within a hair of a .5 rounding boundary; only those pixels may differ,
   and by one level.
   """
-  x = sr_io.to_model_input(sr_io.upsample_lr(lr)[None])
+  x = predict.to_model_input(degradations.upsample_lr(lr)[None])
   value = np.asarray(metrics.quantize(model.apply({'params': params}, x), 'none'))[0]
   direct = np.round(value)
   on_boundary = np.abs(value - np.floor(value) - 0.5) < 1e-2
@@ -65,7 +66,7 @@ def test_export_infer_round_trip(tiny_export, tmp_path, capsys):
   for name, lr in lrs.items():
     _assert_pixels_from_generator(np.asarray(Image.open(out / f'{name}.png')), model, params, lr)
   _assert_pixels_from_generator(np.asarray(Image.open(out / 'big.png')), model, params,
-                                sr_io.resize_bicubic(big, 16))
+                                resize.pil_bicubic(big, 16))
 
 
 def test_warnings_and_name_clash(tiny_export, tmp_path):
@@ -94,3 +95,22 @@ def test_bad_model_and_nothing_written_exit_non_zero(tiny_export, tmp_path):
   assert not (tmp_path / 'o').exists()
   with pytest.raises(infer.InferError, match='export directory'):
     infer.run('bicubic', str(src), str(tmp_path / 'o'))
+
+
+def test_quantize_floor_truncates_where_round_rounds(tiny_export, tmp_path):
+  path, _, _ = tiny_export
+  rng = np.random.default_rng(4)
+  (tmp_path / 'in').mkdir()
+  for i in range(2):
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)).save(
+        tmp_path / 'in' / f'{i}.png')
+  infer.run(path, str(tmp_path / 'in'), str(tmp_path / 'round'))
+  infer.run(path, str(tmp_path / 'in'), str(tmp_path / 'floor'), quantize='floor')
+  for i in range(2):
+    r = np.asarray(Image.open(tmp_path / 'round' / f'{i}.png')).astype(int)
+    f = np.asarray(Image.open(tmp_path / 'floor' / f'{i}.png')).astype(int)
+    # floor(v) is round(v) or one below it; about half the values have fraction >= .5.
+    assert set(np.unique(r - f)) <= {0, 1}
+    assert 0.3 < (r - f).mean() < 0.7
+  with pytest.raises(infer.InferError, match='--quantize must be round or floor'):
+    infer.run(path, str(tmp_path / 'in'), str(tmp_path / 'x'), quantize='ceil')

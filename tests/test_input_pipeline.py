@@ -7,8 +7,8 @@ from PIL import Image
 import pytest
 
 from configs import default
-from mrr_jax import input_bench
-from mrr_jax import input_pipeline as ip
+from mrr_jax.data import throughput
+from mrr_jax.data import degradations, pipeline, resize, sources, transforms
 from tests.batches import assert_same, take, to_u8
 from tests import face_fakes
 
@@ -25,18 +25,19 @@ def _max_diff(a, b):
 
 
 def test_to_float_golden():
-  np.testing.assert_array_equal(ip.to_float(np.array([0, 255, 51], np.uint8)),
+  np.testing.assert_array_equal(degradations.to_float(np.array([0, 255, 51], np.uint8)),
                                 np.array([-1.0, 1.0, -0.6], np.float32))
 
 
 def test_degrade_matches_pil_bicubic_on_photos():
   for seed in range(4):
     hr = face_fakes.smooth_photo(seed, 128, 128)
-    lr, inp = ip.degrade(hr)
+    lr = degradations.make_lr(hr)
+    inp = degradations.upsample_lr(lr)
     ref_lr, ref_inp = _pil_degrade(hr)
     assert lr.shape == (16, 16, 3) and inp.shape == (128, 128, 3)
     assert _max_diff(lr, ref_lr) <= 1 and _max_diff(inp, ref_inp) <= 1
-    np.testing.assert_array_equal(ip.upsample_lr(lr), inp)
+    np.testing.assert_array_equal(degradations.upsample_lr(lr), inp)
     # Antialiased: the LR is near the 8x8 box mean, not a point sample.
     box = hr.reshape(16, 8, 16, 8, 3).mean((1, 3))
     assert np.abs(lr - box).mean() < 3.0
@@ -49,7 +50,8 @@ def test_degrade_matches_pil_bicubic_on_lfw():
     name = sorted(os.listdir(os.path.join(LFW_DEV, person)))[0]
     img = Image.open(os.path.join(LFW_DEV, person, name)).convert('RGB')
     hr = np.asarray(img.crop((50, 50, 200, 200)).resize((128, 128), Image.BICUBIC))
-    lr, inp = ip.degrade(hr)
+    lr = degradations.make_lr(hr)
+    inp = degradations.upsample_lr(lr)
     ref_lr, ref_inp = _pil_degrade(hr)
     assert _max_diff(lr, ref_lr) <= 1 and _max_diff(inp, ref_inp) <= 1
 
@@ -67,18 +69,18 @@ def test_pil_bicubic_batch_is_pil_bit_for_bit(in_size, out_size):
              np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8)]
   ref = [np.asarray(Image.fromarray(x).resize((out_size, out_size), Image.BICUBIC))
          for x in images]
-  np.testing.assert_array_equal(ip.pil_bicubic_batch(np.stack(images), out_size), np.stack(ref))
+  np.testing.assert_array_equal(resize.pil_bicubic_batch(np.stack(images), out_size), np.stack(ref))
 
 
 def test_augment_identity_flip_and_zoom_out():
   hr = face_fakes.smooth_photo(0, 128, 128)
   rng = np.random.default_rng(0)
-  np.testing.assert_array_equal(ip.augment(hr, rng, (1.0, 1.0), flip=False), hr)
-  outs = [ip.augment(hr, rng, (1.0, 1.0), flip=True) for _ in range(20)]
+  np.testing.assert_array_equal(transforms.augment(hr, rng, (1.0, 1.0), flip=False), hr)
+  outs = [transforms.augment(hr, rng, (1.0, 1.0), flip=True) for _ in range(20)]
   flipped = sum(np.array_equal(o, hr[:, ::-1]) for o in outs)
   assert flipped + sum(np.array_equal(o, hr) for o in outs) == 20 and 0 < flipped < 20
   # s = 0.5: a 64x64 bilinear shrink centred on black.
-  out = ip.augment(hr, rng, (0.5, 0.5), flip=False)
+  out = transforms.augment(hr, rng, (0.5, 0.5), flip=False)
   small = np.asarray(Image.fromarray(hr).resize((64, 64), Image.BILINEAR))
   np.testing.assert_array_equal(out[32:96, 32:96], small)
   assert out[:32].max() == 0 and out[96:].max() == 0 and out[:, :32].max() == 0
@@ -87,7 +89,7 @@ def test_augment_identity_flip_and_zoom_out():
 def test_random_resized_crop_box_ranges():
   rng = np.random.default_rng(1)
   for _ in range(200):
-    x0, y0, x1, y1 = ip.random_resized_crop_box(rng, 128, 128, (0.7, 1.0))
+    x0, y0, x1, y1 = transforms.random_resized_crop_box(rng, 128, 128, (0.7, 1.0))
     w, h = x1 - x0, y1 - y0
     assert 0 <= x0 and 0 <= y0 and x1 <= 128 and y1 <= 128
     assert 0.68 <= w * h / 128 ** 2 <= 1.0
@@ -116,7 +118,7 @@ def faces(tmp_path_factory):
 
 
 def test_train_batches_shapes_and_lr_is_pil_of_hr(faces):
-  batch = next(ip.create_train_iterator(faces.data, 4, seed=0))
+  batch = next(pipeline.create_train_iterator(faces.data, 4, seed=0))
   assert {k: (v.shape, v.dtype) for k, v in batch.items()} == {
       'input': ((4, 128, 128, 3), np.float32), 'hr': ((4, 128, 128, 3), np.float32),
       'lr': ((4, 16, 16, 3), np.float32)}
@@ -124,27 +126,27 @@ def test_train_batches_shapes_and_lr_is_pil_of_hr(faces):
   for hr, lr, inp in zip(to_u8(batch['hr']), to_u8(batch['lr']), to_u8(batch['input'])):
     ref_lr, ref_inp = _pil_degrade(hr.astype(np.uint8))
     assert _max_diff(lr, ref_lr) <= 1 and _max_diff(inp, ref_inp) <= 1
-    np.testing.assert_array_equal(inp, ip.upsample_lr(lr.astype(np.uint8)))
+    np.testing.assert_array_equal(inp, degradations.upsample_lr(lr.astype(np.uint8)))
 
 
 def test_same_seed_same_batches_other_seed_differs(faces):
-  a = take(ip.create_train_iterator(faces.data, 4, seed=3), 3)
-  b = take(ip.create_train_iterator(faces.data, 4, seed=3), 3)
-  c = take(ip.create_train_iterator(faces.data, 4, seed=4), 3)
+  a = take(pipeline.create_train_iterator(faces.data, 4, seed=3), 3)
+  b = take(pipeline.create_train_iterator(faces.data, 4, seed=3), 3)
+  c = take(pipeline.create_train_iterator(faces.data, 4, seed=4), 3)
   assert_same(a, b)
   assert not np.array_equal(a[0]['hr'], c[0]['hr'])
 
 
 def test_process_shards_are_disjoint_and_cover(faces):
-  src = ip.FaceSource(ip._train_builder(faces.data), 'train')
+  src = sources.FaceSource(sources._train_builder(faces.data), 'train')
   ident = lambda ds, i: int(to_u8(ds[i]['hr'])[0, 0, 0, 0]) // 10
-  shards = [ip.train_dataset(src, 1, seed=0, scale_range=(1.0, 1.0), flip=False,
+  shards = [pipeline.train_dataset(src, 1, seed=0, scale_range=(1.0, 1.0), flip=False,
                              process_index=p, process_count=2) for p in range(2)]
   ids = [[ident(ds, i) for i in range(11)] for ds in shards]
   assert set(ids[0]).isdisjoint(ids[1]) and set(ids[0]) | set(ids[1]) == set(range(22))
   # Two processes together see the single-process order: batch i of process p
   # is global batch 2 i + p.
-  single = ip.train_dataset(src, 1, seed=0, scale_range=(1.0, 1.0), flip=False)
+  single = pipeline.train_dataset(src, 1, seed=0, scale_range=(1.0, 1.0), flip=False)
   order = [ident(single, i) for i in range(44)]
   assert [x for pair in zip(ids[0], ids[1]) for x in pair] == order[:22]
   # Epoch 2 revisits every image in a new order.
@@ -152,52 +154,47 @@ def test_process_shards_are_disjoint_and_cover(faces):
 
 
 def test_resume_gives_the_uninterrupted_batches(faces):
-  whole = take(ip.create_train_iterator(faces.data, 4, seed=7, process_index=1,
+  whole = take(pipeline.create_train_iterator(faces.data, 4, seed=7, process_index=1,
                                          process_count=2), 8)
-  it = ip.create_train_iterator(faces.data, 4, seed=7, process_index=1, process_count=2)
+  it = pipeline.create_train_iterator(faces.data, 4, seed=7, process_index=1, process_count=2)
   first = take(it, 3)
   state = json.loads(json.dumps(it.get_state()))
-  resumed = ip.create_train_iterator(faces.data, 4, seed=7, process_index=1, process_count=2)
+  resumed = pipeline.create_train_iterator(faces.data, 4, seed=7, process_index=1, process_count=2)
   resumed.set_state(state)
   assert_same(first + take(resumed, 5), whole)
   assert [b['hr'].shape[0] for b in whole] == [2] * 8
 
 
 def test_steps_per_epoch(faces):
-  assert ip.num_train_examples(faces.data) == 22
-  assert ip.steps_per_epoch(faces.data, 4) == 5
+  assert sources.num_train_examples(faces.data) == 22
+  assert sources.steps_per_epoch(faces.data, 4) == 5
 
 
-def test_eval_batches_padded_masked_named(faces):
-  assert ip.num_eval_examples(faces.data) == 5
-  parts = [list(ip.create_eval_batches(faces.data, 4, p, 2)) for p in range(2)]
-  assert [len(p) for p in parts] == [2, 2]
-  names = [list(b['name']) for p in range(2) for b in parts[p]]
-  assert names == [['0.png', '1.png'], ['4.png', ''], ['2.png', '3.png'], ['', '']]
-  assert [list(b['mask']) for b in parts[0]] == [[1, 1], [1, 0]]
-  lr0 = face_fakes.smooth_photo(200, 16, 16)
-  np.testing.assert_array_equal(to_u8(parts[0][0]['lr'][0]), lr0)
-  np.testing.assert_array_equal(to_u8(parts[0][0]['input'][0]), ip.upsample_lr(lr0))
-  np.testing.assert_array_equal(to_u8(parts[0][0]['hr'][0]), face_fakes.smooth_photo(100, 128, 128))
-  assert parts[0][1]['hr'][1].max() == -1.0     # padding is zero (-1 in [-1,1])
+def test_eval_examples_pair_by_name_in_order(faces):
+  examples = sources.eval_examples(faces.data)
+  assert [ex.name for ex in examples] == ['0', '1', '2', '3', '4']
+  np.testing.assert_array_equal(examples[0].lr, face_fakes.smooth_photo(200, 16, 16))
+  np.testing.assert_array_equal(examples[0].hr, face_fakes.smooth_photo(100, 128, 128))
+  # Each process takes every P-th image (train.loop): disjoint, and together all of them.
+  shares = [[ex.name for ex in examples[p::2]] for p in range(2)]
+  assert shares == [['0', '2', '4'], ['1', '3']]
 
 
 def test_eval_without_lr_degrades_hr_and_caps(faces):
   cfg = faces.data.copy_and_resolve_references()
   cfg.eval_lr_dir = ''
   cfg.eval_max_images = 3
-  batches = list(ip.create_eval_batches(cfg, 4))
-  assert len(batches) == 1 and list(batches[0]['mask']) == [1, 1, 1, 0]
+  examples = sources.eval_examples(cfg)
+  assert [ex.name for ex in examples] == ['0', '1', '2']
   hr = face_fakes.smooth_photo(101, 128, 128)
-  lr, inp = ip.degrade(hr)
-  np.testing.assert_array_equal(to_u8(batches[0]['lr'][1]), lr)
-  np.testing.assert_array_equal(to_u8(batches[0]['input'][1]), inp)
+  np.testing.assert_array_equal(examples[1].hr, hr)
+  np.testing.assert_array_equal(examples[1].lr, degradations.make_lr(hr))
 
 
 def test_benchmark_reports_its_keys(faces):
   config = default.get_config()
   config.data = faces.data
   config.batch_size = 4
-  result = input_bench.benchmark_input(config, warmup_batches=1, timed_batches=2)
+  result = throughput.benchmark_input(config, warmup_batches=1, timed_batches=2)
   assert result['mode'] == 'input' and result['batch'] == 4 and result['batches'] == 2
   assert result['images_per_s'] > 0 and result['cores'] > 0

@@ -11,7 +11,7 @@ path evaluate's --lpips_backbone/--lpips_linear take.
 import numpy as np
 import pytest
 
-from mrr_jax import lpips
+from mrr_jax.evaluation import lpips
 from tests import golden_recipe
 from tests.conftest import golden, nhwc
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from mrr_jax import metrics
+from mrr_jax.evaluation import metrics
 
 
 def _rng_images(seed, n=2, size=40):
@@ -188,7 +188,7 @@ def _np_lpips_alex(backbone, linear, x, y):
 
 
 def test_lpips_alex_matches_numpy_reference(tmp_path):
-  from mrr_jax import lpips
+  from mrr_jax.evaluation import lpips
   backbone, linear = _write_alex_weights(tmp_path)
   net, params = lpips.load(str(tmp_path / 'alex_backbone.npz'), str(tmp_path / 'alex_lin.npz'))
   assert net == 'alex'
@@ -203,7 +203,7 @@ def test_lpips_alex_matches_numpy_reference(tmp_path):
 
 
 def test_lpips_missing_and_mismatched_files(tmp_path):
-  from mrr_jax import lpips
+  from mrr_jax.evaluation import lpips
   _write_alex_weights(tmp_path)
   with pytest.raises(lpips.LpipsWeightsError, match='nope.pth does not exist'):
     lpips.load(str(tmp_path / 'nope.pth'), str(tmp_path / 'alex_lin.npz'))
@@ -217,7 +217,7 @@ def test_lpips_missing_and_mismatched_files(tmp_path):
 
 def test_corrupt_pth_without_torch_names_the_file(tmp_path, monkeypatch):
   import builtins
-  from mrr_jax import torch_io
+  from mrr_jax.weights import torch_io
   (tmp_path / 'w.pth').write_bytes(b'not really')
   real_import = builtins.__import__
 

@@ -1,4 +1,4 @@
-"""Parity with the authors' PyTorch code on the golden vectors (GOLDEN.md)."""
+"""Parity with the authors' PyTorch code on the golden vectors (docs/golden.md)."""
 import hashlib
 import json
 import os
@@ -9,7 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mrr_jax import exported, losses, weights
+from mrr_jax.weights import export_format
+from mrr_jax.train import losses
+from mrr_jax.weights import torch_keys
 from mrr_jax.models import Discriminator, MRRNet, VGG19Features
 from mrr_jax.models import vgg as vgg_lib
 from tests.conftest import DATA_DIR, golden, nhwc
@@ -32,7 +34,7 @@ def test_recipe_reproduces_authors_weights(g_state, d_state, vgg_state):
 @pytest.fixture(scope='module')
 def g_run(g_state):
   model = MRRNet()
-  params = weights.generator_from_torch(g_state, exported.param_shapes(model))
+  params = torch_keys.generator_from_torch(g_state, export_format.param_shapes(model))
   x = nhwc(golden('G')['input'])
   out, state = jax.jit(lambda p, x: model.apply(
       {'params': p}, x, capture_intermediates=True, mutable=['intermediates']))(params, x)
@@ -59,7 +61,7 @@ def test_generator_intermediates_and_attention(g_run):
 
 
 def test_parameter_counts():
-  g_count = sum(int(np.prod(s)) for s in exported.param_shapes(MRRNet()).values())
+  g_count = sum(int(np.prod(s)) for s in export_format.param_shapes(MRRNet()).values())
   d_vars = jax.eval_shape(Discriminator().init, jax.random.PRNGKey(0), jnp.zeros((1, 128, 128, 3)))
   d_count = sum(int(np.prod(v.shape)) for v in jax.tree_util.tree_leaves(d_vars['params']))
   assert g_count == 9_130_771
@@ -69,8 +71,8 @@ def test_parameter_counts():
 def _discriminator(d_state):
   model = Discriminator()
   abstract = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 128, 128, 3)))
-  params, spectral = weights.discriminator_from_torch(
-      d_state, weights.flat_shapes(abstract['params']), weights.flat_shapes(abstract['spectral']))
+  params, spectral = torch_keys.discriminator_from_torch(
+      d_state, torch_keys.flat_shapes(abstract['params']), torch_keys.flat_shapes(abstract['spectral']))
   return model, params, spectral
 
 
@@ -119,7 +121,7 @@ def test_rahinge_and_l1():
 
 @pytest.fixture(scope='module')
 def vgg_params(vgg_state):
-  return weights.vgg19_from_torchvision(vgg_state)
+  return torch_keys.vgg19_from_torchvision(vgg_state)
 
 
 def _pcp(params, post_relu=True):
@@ -173,3 +175,27 @@ def test_total_generator_objective(vgg_params):
            + 0.01 * losses.rahinge_g_loss(nhwc(ref['real_pred']), nhwc(ref['fake_pred']))
            + 0.01 * loss)
   np.testing.assert_allclose(total, ref['total_G_objective'], rtol=1e-5)
+
+
+def test_floor_quantisation_gives_the_authors_saved_pixels(g_state):
+  """infer/evaluate --quantize floor on the golden generator = the authors' PNG pixels.
+
+  Their saving: clip to [-1, 1], (x + 1) / 2 * 255, astype(uint8) (a floor), applied
+  here to their own output. Ours matches theirs to 1e-4, i.e. 0.013 levels, so only a
+  value within that of an integer may land on the other side of it.
+  """
+  from mrr_jax.evaluation import predict  # pylint: disable=g-import-not-at-top
+  model = MRRNet()
+  params = torch_keys.generator_from_torch(g_state, export_format.param_shapes(model))
+  ref = golden('G')
+  authors = (np.clip(nhwc(ref['output']).astype(np.float64), -1, 1) + 1) / 2 * 255
+  saved = authors.astype(np.uint8)
+  # The golden input is not an 8-bit image: run the generator on it exactly, then
+  # the quantisation infer --quantize floor applies.
+  ours = np.asarray(jax.jit(lambda p, x: predict.metrics.quantize(
+      model.apply({'params': p}, x), 'floor'))(params, nhwc(ref['input']))).astype(np.uint8)
+  near_integer = np.abs(authors - np.round(authors)) < 0.02
+  # Fractions spread evenly: about 4% of values lie within 0.02 of an integer.
+  assert near_integer[(authors > 0) & (authors < 255)].mean() < 0.05
+  np.testing.assert_array_equal(ours[~near_integer], saved[~near_integer])
+  assert (ours != saved).mean() < 0.01

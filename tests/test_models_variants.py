@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mrr_jax import exported
+from mrr_jax.weights import export_format
 from mrr_jax.models import Discriminator, MRRNet
 
 TINY = dict(base_channels=8, max_channels=16, num_down=3, num_res=1)
@@ -40,7 +40,7 @@ def test_without_attention_has_no_maps_and_fewer_params():
   (y, state), params = _run(MRRNet(attention='none', **TINY), x)
   assert y.shape == (1, 128, 128, 3)
   assert 'intermediates' not in state or not state['intermediates']
-  full = sum(np.prod(s) for s in exported.param_shapes(MRRNet(**TINY)).values())
+  full = sum(np.prod(s) for s in export_format.param_shapes(MRRNet(**TINY)).values())
   none = sum(np.prod(v.shape) for v in jax.tree_util.tree_leaves(params))
   assert none < full
 
@@ -55,7 +55,7 @@ def test_cbam_variant_gates_with_spatial_maps():
 
 
 def test_full_size_paper_default_counts_by_variant():
-  counts = {att: sum(int(np.prod(s)) for s in exported.param_shapes(MRRNet(attention=att)).values())
+  counts = {att: sum(int(np.prod(s)) for s in export_format.param_shapes(MRRNet(attention=att)).values())
             for att in ('mrr', 'none')}
   assert counts['mrr'] == 9_130_771
   # The 1/3/5/7 attention branches and their 3x3 heads, summed over 16 blocks by hand:
@@ -84,8 +84,8 @@ def test_discriminator_patch_map_and_spectral_state():
 
 
 def test_instance_norm_hand_written_gradient_matches_autodiff():
-  """layers.instance_norm_nhwc's custom VJP against autodiff of the textbook formula."""
-  from mrr_jax.models import layers  # pylint: disable=g-import-not-at-top
+  """kernels.instance_norm_cpu's custom VJP against autodiff of the textbook formula."""
+  from mrr_jax.models import kernels, layers  # pylint: disable=g-import-not-at-top
 
   def reference(x, scale, bias):
     mean = x.mean(axis=(1, 2), keepdims=True)
@@ -98,9 +98,9 @@ def test_instance_norm_hand_written_gradient_matches_autodiff():
   bias = jnp.asarray(rng.normal(0.0, 0.3, (3,)).astype(np.float32))
   weights = jnp.asarray(rng.normal(size=(2, 5, 7, 3)).astype(np.float32))
   loss = lambda f: lambda *a: jnp.sum(jnp.tanh(f(*a)) * weights)  # a non-trivial upstream g
-  ours = jax.grad(loss(lambda x, s, b: layers.instance_norm_nhwc(x, s, b, 1e-5)), (0, 1, 2))
+  ours = jax.grad(loss(lambda x, s, b: kernels.instance_norm_cpu(x, s, b, 1e-5)), (0, 1, 2))
   want = jax.grad(loss(reference), (0, 1, 2))
-  np.testing.assert_allclose(layers.instance_norm_nhwc(x, scale, bias, 1e-5),
+  np.testing.assert_allclose(kernels.instance_norm_cpu(x, scale, bias, 1e-5),
                              reference(x, scale, bias), rtol=1e-5, atol=1e-5)
   for got, expected in zip(ours(x, scale, bias), want(x, scale, bias)):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
@@ -119,7 +119,7 @@ def test_vgg_max_pool_equals_flax_max_pool():
 
 def test_phase_split_upsample_conv_equals_the_direct_form():
   """layers.upsample_conv3x3 == conv3x3(reflect_pad(nearest_x2(x), 1)), the authors' up conv."""
-  from mrr_jax.models import layers  # pylint: disable=g-import-not-at-top
+  from mrr_jax.models import kernels, layers  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(5)
   x = jnp.asarray(rng.normal(size=(2, 5, 6, 3)).astype(np.float32))
   kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 4)).astype(np.float32))
@@ -132,22 +132,22 @@ def test_phase_split_upsample_conv_equals_the_direct_form():
 
 
 def test_pad_conv_refuses_an_upsample_it_does_not_implement():
-  from mrr_jax.models import layers  # pylint: disable=g-import-not-at-top
+  from mrr_jax.models import kernels, layers  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match='3x3 stride-1'):
     layers.PadConv(4, 5, upsample=True).init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 2)))
 
 
 @pytest.mark.parametrize('shape,pad', [((2, 6, 7, 3), 1), ((1, 9, 8, 2), 2), ((2, 8, 8, 4), 3)])
 def test_reflect_pad_gradient_folds_the_border_like_autodiff(shape, pad):
-  """layers.reflect_pad's hand-written gradient == autodiff of jnp.pad(mode='reflect')."""
-  from mrr_jax.models import layers  # pylint: disable=g-import-not-at-top
+  """kernels.reflect_pad_cpu's hand-written gradient == autodiff of jnp.pad(mode='reflect')."""
+  from mrr_jax.models import kernels, layers  # pylint: disable=g-import-not-at-top
   with jax.enable_x64(True):  # exact comparisons, no float32 rounding
     rng = np.random.default_rng(11)
     x = jnp.asarray(rng.normal(size=shape))
     cot = jnp.asarray(rng.normal(size=(shape[0], shape[1] + 2 * pad, shape[2] + 2 * pad, shape[3])))
     reference = lambda v: jnp.pad(v, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
-    np.testing.assert_array_equal(layers.reflect_pad(x, pad), reference(x))
-    got = jax.vjp(lambda v: layers.reflect_pad(v, pad), x)[1](cot)[0]
+    np.testing.assert_array_equal(kernels.reflect_pad_cpu(x, pad), reference(x))
+    got = jax.vjp(lambda v: kernels.reflect_pad_cpu(v, pad), x)[1](cot)[0]
     want = jax.vjp(reference, x)[1](cot)[0]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     # Independent check of one mirrored cell: x[:, 1, 1] appears at padded rows
@@ -163,8 +163,8 @@ def test_reflect_pad_gradient_folds_the_border_like_autodiff(shape, pad):
     ((2, 10, 10, 3), 5),    # small: XLA's own gradient
 ])
 def test_stride2_conv_gradient_equals_autodiff(shape, cout):
-  """layers.conv3x3_stride2 (parity-split input gradient) == autodiff of lax's strided conv."""
-  from mrr_jax.models import layers  # pylint: disable=g-import-not-at-top
+  """kernels.conv3x3_stride2_cpu (parity-split input gradient) == autodiff of lax's strided conv."""
+  from mrr_jax.models import kernels, layers  # pylint: disable=g-import-not-at-top
   with jax.enable_x64(True):  # exact comparisons, no float32 rounding
     rng = np.random.default_rng(12)
     xp = jnp.asarray(rng.normal(size=shape))
@@ -173,8 +173,8 @@ def test_stride2_conv_gradient_equals_autodiff(shape, cout):
         v, k, (2, 2), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
     out = reference(xp, kernel)
     cot = jnp.asarray(rng.normal(size=out.shape))
-    np.testing.assert_allclose(layers.conv3x3_stride2(xp, kernel), out, rtol=1e-12)
-    got = jax.vjp(layers.conv3x3_stride2, xp, kernel)[1](cot)
+    np.testing.assert_allclose(kernels.conv3x3_stride2_cpu(xp, kernel), out, rtol=1e-12)
+    got = jax.vjp(kernels.conv3x3_stride2_cpu, xp, kernel)[1](cot)
     want = jax.vjp(reference, xp, kernel)[1](cot)
     for g, w in zip(got, want):
       np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10)

@@ -1,4 +1,4 @@
-"""Process settings: huge-page malloc for the entry points (mrr_jax/platform.py)."""
+"""Process settings for CPU hosts only: the XLA flag and huge-page malloc (mrr_jax/platform.py)."""
 import json
 import os
 import subprocess
@@ -49,7 +49,7 @@ def test_entry_point_reexecutes_itself_with_the_tunable():
   env['GLIBC_TUNABLES'] = 'glibc.malloc.tcache_count=7'
   proc = subprocess.run(
       [sys.executable, '-m', 'mrr_jax.bench', '--config', 'configs/mrrnet.py:tiny',
-       '--mode', 'infer', '--config.batch_size=4', '--iters=1', '--warmup=0'],
+       '--mode', 'infer', '--batch_sizes=1', '--steps=1', '--windows=1', '--warmup=1'],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads([l for l in proc.stdout.splitlines() if l.startswith('{')][-1])
@@ -61,3 +61,59 @@ def test_entry_point_reexecutes_itself_with_the_tunable():
                 f'glibc {platform._glibc_version()}): checked only that nothing changed')
   assert want == 'glibc.malloc.tcache_count=7:glibc.malloc.hugetlb=1'
   assert result['images_per_s'] > 0
+
+
+@pytest.mark.parametrize('environ, plugins, cpu', [
+    ({'JAX_PLATFORMS': 'cpu'}, ('jax_cuda12_plugin',), True),   # the user's choice decides
+    ({'JAX_PLATFORMS': 'tpu'}, (), False),
+    ({'JAX_PLATFORMS': 'cuda,cpu'}, (), False),
+    ({}, ('libtpu',), False),                                     # jax will pick the TPU
+    ({}, ('jax_cuda12_plugin',), False),
+    ({}, (), True),                                               # nothing but the CPU
+])
+def test_runs_on_cpu_is_decided_before_jax_starts(environ, plugins, cpu):
+  assert platform.runs_on_cpu(environ, plugins) is cpu
+
+
+def test_off_the_cpu_nothing_is_changed(monkeypatch):
+  monkeypatch.setattr(platform, 'runs_on_cpu', lambda: False)
+  monkeypatch.setattr(platform, 'reexec_with_hugepage_malloc',
+                      lambda: pytest.fail('re-executed on an accelerator host'))
+  monkeypatch.setenv('XLA_FLAGS', '--xla_mine=1')
+  platform.prepare_process()
+  assert os.environ['XLA_FLAGS'] == '--xla_mine=1'
+
+
+def test_on_the_cpu_the_flag_is_set(monkeypatch):
+  monkeypatch.setattr(platform, 'runs_on_cpu', lambda: True)
+  monkeypatch.setattr(platform, 'reexec_with_hugepage_malloc', lambda: None)
+  monkeypatch.setenv('XLA_FLAGS', '--xla_mine=1')
+  monkeypatch.delenv('MRR_JAX_KEEP_XLA_FLAGS', raising=False)
+  platform.prepare_process()
+  assert os.environ['XLA_FLAGS'] == f'--xla_mine=1 {platform.YNN_FLAG}='
+
+
+def test_importing_mrr_jax_changes_no_process_setting():
+  code = ('import os; os.environ.pop("XLA_FLAGS", None); '
+          'import mrr_jax, mrr_jax.models, mrr_jax.train.setup, mrr_jax.evaluation.loop; '
+          'print(repr(os.environ.get("XLA_FLAGS")))')
+  proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip() == 'None'
+
+
+def test_float32_golden_tests_pass_with_the_users_cpu_flag():
+  """tests/test_models_golden.py again, in a process configured as the commands configure theirs."""
+  env = {k: v for k, v in os.environ.items() if k != 'MRR_JAX_KEEP_XLA_FLAGS'}
+  env['MRR_JAX_TESTS_AS_USERS'] = '1'
+  env['XLA_FLAGS'] = ''
+  code = ('import os, sys, pytest\n'
+          'rc = pytest.main(["-q", "-p", "no:cacheprovider", "tests/test_models_golden.py"])\n'
+          'print("XLA_FLAGS=" + os.environ["XLA_FLAGS"])\n'
+          'sys.exit(rc)\n')
+  result = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=1200)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+  assert f'{platform.YNN_FLAG}=' in result.stdout.split('XLA_FLAGS=')[-1]
+  assert ' passed' in result.stdout and 'failed' not in result.stdout

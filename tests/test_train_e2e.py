@@ -16,7 +16,9 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import mrrgan, mrrnet
-from mrr_jax import parallel, train
+from mrr_jax.train import parallel
+from mrr_jax.train import loop
+from mrr_jax.train import state as state_lib
 from tests import face_fakes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,7 +85,7 @@ def phase1(data, tmp_path_factory):
   p1 = str(tmp_path_factory.mktemp('phase1') / 'mrrnet')
   config = _config(mrrnet, data, num_train_steps=8, g_lr=1e-3, image_every_steps=4,
                    checkpoint_every_steps=4)
-  return p1, train.train_and_evaluate(config, p1)
+  return p1, loop.train_and_evaluate(config, p1)
 
 
 def test_phase1_then_phase2(data, phase1, tmp_path):
@@ -99,7 +101,7 @@ def test_phase1_then_phase2(data, phase1, tmp_path):
 
   p2 = str(tmp_path / 'mrrgan')
   gan = _config(mrrgan, data, num_train_steps=2, init_from=p1)
-  gan_state = train.train_and_evaluate(gan, p2)
+  gan_state = loop.train_and_evaluate(gan, p2)
   logged = _scalars(p2)
   for tag in ('train_l1', 'train_g_gan', 'train_g_pcp', 'train_d_loss', 'train_d_real'):
     assert set(logged[tag]) == {1, 2} and all(np.isfinite(list(logged[tag].values()))), tag
@@ -112,12 +114,14 @@ def test_phase1_then_phase2(data, phase1, tmp_path):
 
 def test_export_then_evaluate_and_infer_give_the_generator_pixels(data, phase1, tmp_path):
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from mrr_jax import evaluate, export, exported, infer, input_pipeline  # pylint: disable=g-import-not-at-top
+  from mrr_jax import evaluate, export, infer  # pylint: disable=g-import-not-at-top
+  from mrr_jax.weights import export_format  # pylint: disable=g-import-not-at-top
+  from mrr_jax.data import degradations  # pylint: disable=g-import-not-at-top
   from tests.test_evaluate import _assert_pixels_from_generator  # pylint: disable=g-import-not-at-top
   p1, _ = phase1
   out = str(tmp_path / 'export')
   export.export_checkpoint(p1, out)
-  model, params, meta = exported.load_generator(out)
+  model, params, meta = export_format.load_generator(out)
   assert meta['step'] == 8 and meta['phase'] == 'l1'
   _, ckpt = _checkpoint_params(p1)
   assert _max_diff(params, ckpt['g_params']) == 0
@@ -131,7 +135,7 @@ def test_export_then_evaluate_and_infer_give_the_generator_pixels(data, phase1, 
   lrs = {}
   for i in range(3):
     hr = face_fakes.smooth_photo(100 + i, 128, 128)
-    lrs[f'{i}'] = input_pipeline.degrade(hr)[0]
+    lrs[f'{i}'] = degradations.make_lr(hr)
     Image.fromarray(hr).save(hr_dir / f'{i}.png')
     Image.fromarray(lrs[f'{i}']).save(lr_dir / f'{i}.png')
   result = evaluate.run(out, str(hr_dir), str(lr_dir), save_dir=str(tmp_path / 'eval'))
@@ -144,23 +148,23 @@ def test_export_then_evaluate_and_infer_give_the_generator_pixels(data, phase1, 
 
 
 def test_phase2_refuses_missing_or_incompatible_init(data, tmp_path):
-  with pytest.raises(train.TrainingError, match='init_from'):
-    train.train_and_evaluate(_config(mrrgan, data, num_train_steps=1), str(tmp_path / 'a'))
-  with pytest.raises(train.TrainingError, match='does not exist'):
-    train.train_and_evaluate(_config(mrrgan, data, init_from=str(tmp_path / 'nope')),
+  with pytest.raises(state_lib.TrainingError, match='init_from'):
+    loop.train_and_evaluate(_config(mrrgan, data, num_train_steps=1), str(tmp_path / 'a'))
+  with pytest.raises(state_lib.TrainingError, match='does not exist'):
+    loop.train_and_evaluate(_config(mrrgan, data, init_from=str(tmp_path / 'nope')),
                              str(tmp_path / 'b'))
 
 
 def test_gan_refuses_without_vgg_weights(data, tmp_path):
   config = _config(mrrgan, data, allow_random_vgg=False)
-  with pytest.raises(train.TrainingError, match='vgg19-dcbb9e9d.pth'):
-    train.train_and_evaluate(config, str(tmp_path / 'w'))
+  with pytest.raises(state_lib.TrainingError, match='vgg19-dcbb9e9d.pth'):
+    loop.train_and_evaluate(config, str(tmp_path / 'w'))
 
 
 def test_sigterm_then_resume_equals_uninterrupted(data, tmp_path):
   config = _config(mrrnet, data, num_train_steps=5)
   straight = str(tmp_path / 'straight')
-  train.train_and_evaluate(config, straight)
+  loop.train_and_evaluate(config, straight)
 
   resumed = str(tmp_path / 'resumed')
 
@@ -168,9 +172,9 @@ def test_sigterm_then_resume_equals_uninterrupted(data, tmp_path):
     if step == 2:
       os.kill(os.getpid(), signal.SIGTERM)
 
-  train.train_and_evaluate(config, resumed, extra_hooks=[preempt_at_2])
+  loop.train_and_evaluate(config, resumed, extra_hooks=[preempt_at_2])
   assert os.listdir(os.path.join(resumed, 'checkpoints')) == ['2']
-  train.train_and_evaluate(config, resumed)
+  loop.train_and_evaluate(config, resumed)
 
   step_a, a = _checkpoint_params(straight)
   step_b, b = _checkpoint_params(resumed)
@@ -220,34 +224,89 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def test_two_processes_equal_one(data, tmp_path):
+@pytest.fixture(scope='module')
+def single_f64(data, tmp_path_factory):
+  """The uninterrupted reference: 1 process x 4 devices, float64, 4 steps."""
+  workdir = str(tmp_path_factory.mktemp('single') / 'run')
+  with jax.enable_x64(True):
+    loop.train_and_evaluate(_config(mrrnet, data, num_train_steps=4, compute_dtype='float64'),
+                            workdir)
+  return workdir
+
+
+def _two_processes(data, workdir, steps):
+  """Starts 2 processes x 2 CPU devices (jax.distributed, gloo) on a tiny float64 run."""
+  env = dict(os.environ, JAX_ENABLE_X64='1')
+  env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'
+  port = _free_port()
+  args = _tiny_args(data, workdir, steps=steps) + ['--config.log_every_steps=1',
+                                                   '--config.compute_dtype=float64',
+                                                   f'--coordinator_address=localhost:{port}',
+                                                   '--num_processes=2']
+  return [subprocess.Popen([sys.executable, '-m', 'mrr_jax.main', *args, f'--process_id={i}'],
+                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True) for i in range(2)]
+
+
+def test_two_processes_equal_one(data, single_f64, tmp_path):
   """2 processes x 2 CPU devices (jax.distributed, gloo) == 1 process x 4 devices.
 
   In float64 (jax x64): in float32 the two topologies sum gradients in another
   order, and Adam turns that rounding noise in near-zero gradients into
   ~2e-5 parameter differences within 3 steps.
   """
-  single = str(tmp_path / 'single')
-  with jax.enable_x64(True):
-    train.train_and_evaluate(_config(mrrnet, data, num_train_steps=3, compute_dtype='float64'),
-                             single)
-
   multi = str(tmp_path / 'multi')
-  env = dict(os.environ, JAX_ENABLE_X64='1')
-  env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'
-  port = _free_port()
-  args = _tiny_args(data, multi, steps=3) + ['--config.log_every_steps=1',
-                                              '--config.compute_dtype=float64',
-                                              f'--coordinator_address=localhost:{port}',
-                                              '--num_processes=2']
-  procs = [subprocess.Popen([sys.executable, '-m', 'mrr_jax.main', *args, f'--process_id={i}'],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True) for i in range(2)]
+  procs = _two_processes(data, multi, 4)
   outputs = [p.communicate(timeout=900)[0] for p in procs]
   assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
-  step_a, a = _checkpoint_params(single)
+  step_a, a = _checkpoint_params(single_f64)
   step_b, b = _checkpoint_params(multi)
-  assert step_a == step_b == 3
+  assert step_a == step_b == 4
   assert _max_diff(a['g_params'], b['g_params']) <= 1e-6
   # Only process 0 writes TensorBoard events.
   assert len(glob.glob(os.path.join(multi, 'events.out.tfevents.*'))) == 1
+
+
+def test_sigterm_to_one_of_two_processes_stops_both_at_one_step(data, single_f64, tmp_path):
+  """jax's preemption service: both processes save the same step and exit 0; resume is exact."""
+  multi = str(tmp_path / 'multi')
+  procs = _two_processes(data, multi, 4)
+  output = []
+  for line in procs[0].stdout:  # process 0 logs every step; stop process 1 after the first
+    output.append(line)
+    if 'train_l1' in line:
+      procs[1].send_signal(signal.SIGTERM)
+      break
+  rest = [procs[0].communicate(timeout=900)[0], procs[1].communicate(timeout=900)[0]]
+  assert [p.returncode for p in procs] == [0, 0], ''.join(output)[-2000:] + rest[0][-2000:] + \
+      rest[1][-2000:]
+  saved = sorted(int(s) for s in os.listdir(os.path.join(multi, 'checkpoints')))
+  assert len(saved) == 1 and 1 <= saved[0] < 4, saved
+  assert 'preempted: checkpoint saved at step %d' % saved[0] in ''.join(output) + rest[0]
+  resumed = _two_processes(data, multi, 4)
+  outputs = [p.communicate(timeout=900)[0] for p in resumed]
+  assert [p.returncode for p in resumed] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+  step_a, a = _checkpoint_params(single_f64)
+  step_b, b = _checkpoint_params(multi)
+  assert step_a == step_b == 4
+  assert _max_diff(a['g_params'], b['g_params']) <= 1e-6
+  assert _max_diff(a['g_opt_state'], b['g_opt_state']) <= 1e-6
+
+
+def test_preemption_check_is_local_on_many_processes(monkeypatch):
+  """Per step, a multi-process run asks jax's preemption service, never a collective."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  asked = []
+  monkeypatch.setattr(jax, 'process_count', lambda: 2)
+  monkeypatch.setattr(multihost_utils, 'reached_preemption_sync_point',
+                      lambda step: asked.append(step) or step == 7)
+  def no_collective(*args, **kwargs):
+    raise AssertionError('a collective ran for the preemption check')
+  monkeypatch.setattr(multihost_utils, 'process_allgather', no_collective)
+  monkeypatch.setattr(multihost_utils, 'sync_global_devices', no_collective)
+  preemption = loop.Preemption()
+  try:
+    assert [preemption.reached(s) for s in range(1, 9)] == [False] * 6 + [True, False]
+  finally:
+    preemption.restore()
+  assert asked == list(range(1, 9))

@@ -13,11 +13,17 @@ import time
 
 import jax
 import numpy as np
+from PIL import Image
 import orbax.checkpoint as ocp
 import pytest
 
 from configs import mrrnet
-from mrr_jax import config_checks, export, exported, train, workdir_lock
+from mrr_jax import export
+from mrr_jax.train import config_checks
+from mrr_jax.weights import export_format
+from mrr_jax.train import checkpoints, loop
+from mrr_jax.train import lock as workdir_lock
+from mrr_jax.train import state as state_lib
 from tests import face_fakes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,10 +92,10 @@ def _last_line(stderr):
 
 
 def _tiny_export(path, seed=0, overwrite=False):
-  model = exported.build_generator({'base_channels': 4, 'max_channels': 8, 'num_res': 1})
+  model = export_format.build_generator({'base_channels': 4, 'max_channels': 8, 'num_res': 1})
   from mrr_jax.models import init as model_init  # pylint: disable=g-import-not-at-top
   params = model_init.init_generator(model, seed)
-  return exported.save_generator(str(path), model, params, {'seed': seed}, overwrite=overwrite)
+  return export_format.save_generator(str(path), model, params, {'seed': seed}, overwrite=overwrite)
 
 
 def test_overwrite_refuses_a_folder_of_user_files(tmp_path):
@@ -98,20 +104,20 @@ def test_overwrite_refuses_a_folder_of_user_files(tmp_path):
   for i in range(5):
     (photos / f'{i}.jpg').write_bytes(b'my photo %d' % i)
   before = _tree_digest(photos)
-  with pytest.raises(exported.ExportError, match='not an mrr_jax export .*5 entries: 0.jpg'):
+  with pytest.raises(export_format.ExportError, match='not an mrr_jax export .*5 entries: 0.jpg'):
     _tiny_export(photos, overwrite=True)
   assert _tree_digest(photos) == before
   # An export with the user's own file added is not replaced either.
   out = tmp_path / 'export'
   _tiny_export(out)
   (out / 'notes.txt').write_text('mine')
-  with pytest.raises(exported.ExportError, match='notes.txt'):
+  with pytest.raises(export_format.ExportError, match='notes.txt'):
     _tiny_export(out, seed=1, overwrite=True)
   assert (out / 'notes.txt').read_text() == 'mine'
   # A file is never replaced by an export folder.
   single = tmp_path / 'weights.bin'
   single.write_bytes(b'x')
-  with pytest.raises(exported.ExportError, match='is a file'):
+  with pytest.raises(export_format.ExportError, match='is a file'):
     _tiny_export(single, overwrite=True)
   assert single.read_bytes() == b'x'
 
@@ -119,16 +125,16 @@ def test_overwrite_refuses_a_folder_of_user_files(tmp_path):
 def test_overwrite_replaces_an_export_whole(tmp_path):
   out = tmp_path / 'export'
   _tiny_export(out, seed=0)
-  with pytest.raises(exported.ExportError, match='already exists'):
+  with pytest.raises(export_format.ExportError, match='already exists'):
     _tiny_export(out, seed=1)
-  _, params0, meta0 = exported.load_generator(str(out))
+  _, params0, meta0 = export_format.load_generator(str(out))
   _tiny_export(out, seed=1, overwrite=True)
-  _, params1, meta1 = exported.load_generator(str(out))
+  _, params1, meta1 = export_format.load_generator(str(out))
   assert meta0['seed'] == 0 and meta1['seed'] == 1
   leaves0, leaves1 = jax.tree_util.tree_leaves(params0), jax.tree_util.tree_leaves(params1)
   assert any(np.any(a != b) for a, b in zip(leaves0, leaves1))
   assert sorted(os.listdir(tmp_path)) == ['export']  # no temporary or old copies left
-  assert sorted(os.listdir(out)) == sorted(exported.EXPORT_FILES)
+  assert sorted(os.listdir(out)) == [export_format.MODEL_FILE, export_format.PARAMS_FILE]
 
 
 def test_overwrite_cli_refuses_user_folder(tmp_path, g_state):
@@ -155,11 +161,11 @@ def test_second_trainer_on_a_workdir_refuses_at_once(data, tmp_path):
        *_tiny_args(data, workdir, '--config.num_train_steps=30',
                    '--config.checkpoint_every_steps=10')],
       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-  lock = os.path.join(workdir, workdir_lock.LOCK_FILE)
+  lock_file = os.path.join(workdir, workdir_lock.LOCK_FILE)
   deadline = time.time() + 300
-  while not os.path.exists(lock) and first.poll() is None and time.time() < deadline:
+  while not os.path.exists(lock_file) and first.poll() is None and time.time() < deadline:
     time.sleep(0.2)
-  assert os.path.exists(lock), 'the first trainer never took the lock'
+  assert os.path.exists(lock_file), 'the first trainer never took the lock'
   second = _main(*_tiny_args(data, workdir, '--config.num_train_steps=30'))
   assert first.poll() is None, 'the second trainer should have stopped before the first ended'
   assert second.returncode == 1
@@ -170,7 +176,7 @@ def test_second_trainer_on_a_workdir_refuses_at_once(data, tmp_path):
   steps = {step: state for step, state in _all_checkpoints(workdir)}
   assert sorted(steps) == [10, 20, 30]
   assert all(int(s['step']) == step for step, s in steps.items())
-  assert not os.path.exists(lock)  # released on exit
+  assert not os.path.exists(lock_file)  # released on exit
 
 
 def test_stale_lock_is_taken_over_with_a_warning(data, tmp_path, caplog):
@@ -182,7 +188,7 @@ def test_stale_lock_is_taken_over_with_a_warning(data, tmp_path, caplog):
   (workdir / workdir_lock.LOCK_FILE).write_text(json.dumps(
       {'host': 'somehost', 'pid': dead_pid, 'started': 0, 'command': 'old trainer'}))
   with caplog.at_level(logging.WARNING):
-    train.train_and_evaluate(_config(data, num_train_steps=1), str(workdir))
+    loop.train_and_evaluate(_config(data, num_train_steps=1), str(workdir))
   assert any('taking over the lock' in r.getMessage() and str(dead_pid) in r.getMessage()
              for r in caplog.records)
   assert [step for step, _ in _all_checkpoints(str(workdir))] == [1]
@@ -201,18 +207,18 @@ def test_lock_holder_is_named_in_process(tmp_path):
 @pytest.fixture(scope='module')
 def short_run(data, tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('short') / 'run')
-  train.train_and_evaluate(_config(data, num_train_steps=2, checkpoint_every_steps=1), workdir)
+  loop.train_and_evaluate(_config(data, num_train_steps=2, checkpoint_every_steps=1), workdir)
   return workdir
 
 
 def test_resume_with_other_widths_is_refused_before_writing(data, short_run, tmp_path):
   before = _tree_digest(short_run)
   config = _config(data, num_train_steps=4, **{'model.base_channels': 4})
-  with pytest.raises(train.TrainingError, match=r'model.base_channels: 8 -> 4'):
-    train.train_and_evaluate(config, short_run)
+  with pytest.raises(state_lib.TrainingError, match=r'model.base_channels: 8 -> 4'):
+    loop.train_and_evaluate(config, short_run)
   assert _tree_digest(short_run) == before
   out = export.export_checkpoint(short_run, str(tmp_path / 'export'))
-  assert exported.load_generator(out)[2]['step'] == 2
+  assert export_format.load_generator(out)[2]['step'] == 2
 
 
 def test_resume_checks_the_checkpoint_itself(data, short_run, tmp_path):
@@ -220,10 +226,10 @@ def test_resume_checks_the_checkpoint_itself(data, short_run, tmp_path):
   copy = str(tmp_path / 'copy')
   import shutil  # pylint: disable=g-import-not-at-top
   shutil.copytree(short_run, copy)
-  os.remove(os.path.join(copy, exported.RUN_CONFIG_FILE))
+  os.remove(os.path.join(copy, export_format.RUN_CONFIG_FILE))
   before = _tree_digest(copy)
-  with pytest.raises(train.TrainingError, match='does not fit this config') as err:
-    train.train_and_evaluate(_config(data, num_train_steps=4, **{'model.num_res': 2}), copy)
+  with pytest.raises(state_lib.TrainingError, match='does not fit this config') as err:
+    loop.train_and_evaluate(_config(data, num_train_steps=4, **{'model.num_res': 2}), copy)
   assert _tree_digest(copy) == before
   # Only the second middle block's arrays (params, Adam's mu and nu) differ.
   differ = str(err.value).split('arrays differ: ')[1]
@@ -250,8 +256,8 @@ def test_nan_run_keeps_only_finite_checkpoints(data, short_run, tmp_path):
   shutil.copytree(short_run, workdir)
   # Learning rates may change on resume; this one makes step 3's update overflow.
   config = _config(data, num_train_steps=6, checkpoint_every_steps=1, g_lr=1e30)
-  with pytest.raises(train.TrainingError, match=r'last good checkpoint is step 2') as err:
-    train.train_and_evaluate(config, workdir)
+  with pytest.raises(state_lib.TrainingError, match=r'last good checkpoint is step 2') as err:
+    loop.train_and_evaluate(config, workdir)
   assert 'step 3' in str(err.value)
   steps = []
   for step, state in _all_checkpoints(workdir):
@@ -259,7 +265,7 @@ def test_nan_run_keeps_only_finite_checkpoints(data, short_run, tmp_path):
     assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(state['g_params']))
   assert steps == [1, 2]
   out = export.export_checkpoint(workdir, str(tmp_path / 'export'), step=2)
-  model, params, _ = exported.load_generator(out)
+  model, params, _ = export_format.load_generator(out)
   x = np.random.default_rng(0).uniform(-1, 1, (2, 128, 128, 3)).astype(np.float32)
   assert np.all(np.isfinite(np.asarray(model.apply({'params': params}, x))))
 
@@ -268,9 +274,9 @@ def test_nan_run_keeps_only_finite_checkpoints(data, short_run, tmp_path):
 
 
 def test_init_from_accepts_a_step_folder(data, short_run):
-  generator, _ = train.build_models(_config(data))
-  by_step = train.load_generator_params(os.path.join(short_run, 'checkpoints', '1'), generator)
-  latest = train.load_generator_params(short_run, generator)
+  generator, _ = state_lib.build_models(_config(data))
+  by_step = checkpoints.load_generator_params(os.path.join(short_run, 'checkpoints', '1'), generator)
+  latest = checkpoints.load_generator_params(short_run, generator)
   step1 = dict(_all_checkpoints(short_run))[1]['g_params']
   for a, b in zip(jax.tree_util.tree_leaves(by_step), jax.tree_util.tree_leaves(step1)):
     np.testing.assert_array_equal(a, b)
@@ -284,8 +290,9 @@ def test_init_from_accepts_a_step_folder(data, short_run):
 @pytest.mark.parametrize('override,needle', [
     ('batch_size=0', 'config.batch_size must be >= 1, got 0'),
     ('batch_size=-4', 'config.batch_size must be >= 1, got -4'),
-    ('num_train_steps=0', 'config.num_train_steps must be >= 1, got 0'),
-    ('num_train_steps=-3', 'config.num_train_steps must be >= 1, got -3'),
+    ('num_train_steps=-3', 'config.num_train_steps must be >= 1, or 0 for num_epochs epochs, '
+     'got -3'),
+    ('lr_decay_every_epochs=0', 'config.lr_decay_every_epochs must be >= 1, got 0'),
     ('checkpoint_every_steps=-1', 'config.checkpoint_every_steps must be >= 1, or 0 for'),
     ('log_every_steps=0', 'config.log_every_steps must be >= 1, got 0'),
 ])
@@ -300,9 +307,40 @@ def test_bad_config_values_are_one_line_and_write_nothing(data, tmp_path, overri
 
 def test_zero_means_off_for_checkpoints_images_and_eval(data, tmp_path):
   workdir = str(tmp_path / 'run')
-  train.train_and_evaluate(_config(data, num_train_steps=3, checkpoint_every_steps=0,
+  loop.train_and_evaluate(_config(data, num_train_steps=3, checkpoint_every_steps=0,
                                    image_every_steps=0, eval_every_steps=0), workdir)
   assert [step for step, _ in _all_checkpoints(workdir)] == [3]  # the end only
+  assert not os.path.exists(os.path.join(workdir, 'eval'))
+
+
+def test_each_evaluation_writes_a_scored_grid(data, tmp_path):
+  pairs = tmp_path / 'pairs'
+  for i in range(3):
+    hr = face_fakes.smooth_photo(30 + i, 128, 128)
+    face_fakes.write(str(pairs / 'HR' / f'{i}.png'), face_fakes.encode(hr, 'PNG'))
+    lr = np.asarray(Image.fromarray(hr).resize((16, 16), Image.BICUBIC))
+    face_fakes.write(str(pairs / 'LR' / f'{i}.png'), face_fakes.encode(lr, 'PNG'))
+  workdir = str(tmp_path / 'run')
+  loop.train_and_evaluate(_config(data, num_train_steps=4, checkpoint_every_steps=0,
+                                   eval_every_steps=2, **{'data.eval_hr_dir': str(pairs / 'HR'),
+                                                          'data.eval_lr_dir': str(pairs / 'LR')}),
+                          workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'eval'))) == ['step_00000002.png',
+                                                               'step_00000004.png']
+  grid = np.asarray(Image.open(os.path.join(workdir, 'eval', 'step_00000004.png')))
+  assert grid.shape == (14 + 2 + 3 * 130, 2 + 3 * 130, 3)  # 3 faces x (bicubic | SR | HR)
+  # mrr_jax.plot reads the same run's curves back from its event files.
+  from mrr_jax import plot  # pylint: disable=g-import-not-at-top
+  series = plot.read_scalars(workdir)
+  assert [s for s, _ in series['train_l1']] == [1, 2, 3, 4]
+  assert [s for s, _ in series['eval_psnr']] == [2, 4]
+  assert all(0 < v < 2 for _, v in series['train_l1'])  # mean |SR - HR| of [-1, 1] images
+  assert all(5 < v < 60 for _, v in series['eval_psnr'])
+  path = plot.plot(series, str(tmp_path / 'curves.png'))
+  curves = np.asarray(Image.open(path))
+  assert curves.shape[1] == 800 and curves.shape[0] == 4 * 260  # losses, lr, PSNR, SSIM panels
+  with pytest.raises(plot.PlotError, match='no events.out.tfevents'):
+    plot.read_scalars(str(tmp_path))
 
 
 # ------------------------------------------------------------------ output paths

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from configs import mrrgan, mrrnet
-from mrr_jax import parallel, train
+from mrr_jax.train import parallel
+from mrr_jax.train import loop, setup
+from mrr_jax.train import state as state_lib
 
 pytestmark = pytest.mark.skipif(jax.local_device_count() < 4,
                                 reason='needs 4 devices (tests/conftest.py forces 4 CPU devices)')
@@ -26,20 +28,19 @@ def _run(config, num_devices, batches):
   # a larger eps keeps those noise-level gradients from being amplified.
   config.adam_eps = 1e-4
   devices = jax.local_devices()[:num_devices]
-  generator, discriminator = train.build_models(config)
-  g_tx, d_tx, _ = train.make_optimizers(config, steps_per_epoch=100)
-  state = train.init_state(config, generator, discriminator, g_tx, d_tx, 0)
-  vgg, mode = train.load_vgg(config) if config.phase == 'gan' else (None, 'torch')
+  as64 = lambda tree: jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), tree)
+  vgg = state_lib.load_vgg(config) if config.phase == 'gan' else None
   if config.compute_dtype == 'float64':
-    as64 = lambda tree: jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), tree)
-    state, vgg, batches = as64(state), as64(vgg), as64(batches)
-  step = train.make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg, mode, devices)
-  state = parallel.replicate(state, devices)
+    vgg = vgg and (as64(vgg[0]), vgg[1])
+    batches = as64(batches)
+  run = setup.create(config, steps_per_epoch=100, devices=devices, vgg=vgg)
+  step = run.step_fn
+  start = as64(run.state) if config.compute_dtype == 'float64' else run.state
+  state = parallel.replicate(start, devices)
   history = []
   for batch in batches:
     state, m = step(state, jax.tree_util.tree_map(jnp.asarray, parallel.shard(batch, num_devices)))
-    history.append({k: float(v) for k, v in jax.device_get(
-        jax.tree_util.tree_map(lambda x: x[0], m)).compute().items()})
+    history.append({k: float(v[0]) for k, v in m.items()})
   return parallel.unreplicate(state), history
 
 
@@ -53,14 +54,13 @@ def test_four_devices_equal_one(phase):
   config = (mrrnet if phase == 'l1' else mrrgan).get_config('tiny')
   batches = _batches(2, config.batch_size)
   # In float32 the two batch layouts sum in another order; VGG19's ReLU/max-pool
-  # near-ties (GOLDEN.md) and Adam's first step amplify that to ~1e-5, so both
+  # near-ties (docs/golden.md#near-ties) and Adam's first step amplify that to ~1e-5, so both
   # phases are compared in float64, where the two runs must agree.
   config.compute_dtype = 'float64'
   with jax.enable_x64(True):
     one, hist_one = _run(config, 1, batches)
     four, hist_four = _run(config, 4, batches)
-    init = train.init_state(config, *train.build_models(config),
-                            *train.make_optimizers(config, 100)[:2], 0)
+    init = setup.initial_state(config)
   assert int(one.step) == int(four.step) == 2
   _assert_trees_close(one.g_params, four.g_params, 1e-5)
   if phase == 'gan':
@@ -80,9 +80,8 @@ def test_l1_step_loss_is_hand_computable():
   """The first step's logged L1 equals mean|G(x) - hr| with the initial params."""
   config = mrrnet.get_config('tiny')
   batches = _batches(1, config.batch_size, seed=3)
-  generator, _ = train.build_models(config)
-  g_tx, d_tx, _ = train.make_optimizers(config, 100)
-  init = train.init_state(config, generator, None, g_tx, d_tx, 0)
+  generator, _ = state_lib.build_models(config)
+  init = setup.initial_state(config)
   sr = generator.apply({'params': init.g_params}, batches[0]['input'])
   want = float(np.mean(np.abs(np.asarray(sr) - batches[0]['hr'])))
   _, hist = _run(config, 4, batches)
@@ -96,7 +95,7 @@ def test_indivisible_batch_is_refused():
 
 def test_g_lr_decays_every_four_epochs():
   config = mrrnet.get_config('tiny')
-  _, _, schedule = train.make_optimizers(config, steps_per_epoch=10)
+  _, _, schedule = state_lib.make_optimizers(config, steps_per_epoch=10)
   np.testing.assert_allclose([schedule(0), schedule(39), schedule(40), schedule(80)],
                              [1e-4, 1e-4, 0.7e-4, 0.49e-4], rtol=1e-6)
 
@@ -115,10 +114,10 @@ class _FakeManager:
 
 
 def test_non_finite_loss_names_step_and_last_checkpoint():
-  train._check_finite(7, {'l1': 0.5, 'g_loss': 0.5}, _FakeManager(5))  # finite: no error
-  with pytest.raises(train.TrainingError,
+  loop._check_finite(7, {'l1': 0.5, 'g_loss': 0.5}, _FakeManager(5))  # finite: no error
+  with pytest.raises(state_lib.TrainingError,
                      match=r"non-finite loss at step 7: \{'g_loss': nan\}; the last good "
                            r'checkpoint is step 5 in /runs/x/checkpoints'):
-    train._check_finite(7, {'l1': 0.5, 'g_loss': float('nan')}, _FakeManager(5))
-  with pytest.raises(train.TrainingError, match='no checkpoint was written'):
-    train._check_finite(3, {'l1': float('inf')}, _FakeManager(None))
+    loop._check_finite(7, {'l1': 0.5, 'g_loss': float('nan')}, _FakeManager(5))
+  with pytest.raises(state_lib.TrainingError, match='no checkpoint was written'):
+    loop._check_finite(3, {'l1': float('inf')}, _FakeManager(None))

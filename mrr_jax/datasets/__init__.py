@@ -1,8 +1,5 @@
-"""Face-SR TFDS builders; importing this package registers them with TFDS.
+"""The TFDS builders' former home, kept so `tfds build --imports mrr_jax.datasets ...` still works.
 
-celeba_face_sr, helen_face_sr, face_folder (configs default, lfw), paired_face_folder.
+They live in mrr_jax.data.builders; importing this registers them the same way.
 """
-from mrr_jax.datasets.celeba_face_sr import CelebaFaceSr
-from mrr_jax.datasets.face_folder import FaceFolder
-from mrr_jax.datasets.helen_face_sr import HelenFaceSr
-from mrr_jax.datasets.paired_face_folder import PairedFaceFolder
+from mrr_jax.data.builders import CelebaFaceSr, FaceFolder, HelenFaceSr, PairedFaceFolder  # pylint: disable=unused-import

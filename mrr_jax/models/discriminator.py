@@ -1,4 +1,4 @@
-"""The authors' patch discriminator (ARCH.md "Discriminator").
+"""The authors' patch discriminator (docs/architecture.md#discriminator).
 
 Four reflect-padded spectral-norm stride-2 3x3 convs with bias and LeakyReLU
 0.2 (3->32->64->128->256, 128->8 pixels), then a reflect-padded 3x3 conv with
@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mrr_jax.models.layers import TORCH_KERNEL_INIT, SpectralNormConv, reflect_pad
+from mrr_jax.models.layers import SpectralNormConv, reflect_pad
 
 Dtype = Any
 
@@ -27,6 +27,6 @@ class Discriminator(nn.Module):
       x = SpectralNormConv(width, 3, stride=2, dtype=self.dtype, name=f'd{i + 1}')(
           reflect_pad(x, 1), train)
       x = nn.leaky_relu(x, 0.2)
-    x = nn.Conv(1, (3, 3), padding='VALID', use_bias=False, kernel_init=TORCH_KERNEL_INIT,
+    x = nn.Conv(1, (3, 3), padding='VALID', use_bias=False,
                 dtype=self.dtype, name='d4_pred')(reflect_pad(x, 1))
     return jnp.tanh(x).astype(jnp.promote_types(self.dtype, jnp.float32))

@@ -1,4 +1,4 @@
-"""MRRNet generator as the authors' code builds it (ARCH.md "Generator").
+"""MRRNet generator as the authors' code builds it (docs/architecture.md#generator).
 
 Input: the 16x16 LR face bicubic-upsampled to 128x128, NHWC in [-1, 1].
 Output: NHWC, linear (no tanh/clamp). Attention maps are sown into the
@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mrr_jax.models.layers import G_KERNEL_INIT, InstanceNorm, PadConv, reflect_pad
+from mrr_jax.models.layers import InstanceNorm, PadConv, reflect_pad
 
 Dtype = Any
 ATTENTION_TYPES = ('mrr', 'cbam', 'none')
@@ -41,7 +41,7 @@ class MultiscaleAttention(nn.Module):
       o = pad - k // 2
       window = h if k == 1 else padded[:, o:padded.shape[1] - o, o:padded.shape[2] - o]
       feats.append(nn.Conv(
-          branch_width, (k, k), padding='VALID', kernel_init=G_KERNEL_INIT,
+          branch_width, (k, k), padding='VALID',
           dtype=self.dtype, name=f'feature_extract_{k}')(window))
     a = nn.relu(jnp.concatenate(feats, axis=-1))
     a = InstanceNorm(affine=False, dtype=self.dtype, name='norm')(a)
@@ -64,8 +64,8 @@ class CBAM(nn.Module):
   def __call__(self, h: jax.Array) -> Tuple[jax.Array, jax.Array]:
     channels = h.shape[-1]
     hidden = max(channels // self.reduction, 1)
-    mlp_in = nn.Dense(hidden, kernel_init=G_KERNEL_INIT, dtype=self.dtype, name='mlp_in')
-    mlp_out = nn.Dense(channels, kernel_init=G_KERNEL_INIT, dtype=self.dtype, name='mlp_out')
+    mlp_in = nn.Dense(hidden, dtype=self.dtype, name='mlp_in')
+    mlp_out = nn.Dense(channels, dtype=self.dtype, name='mlp_out')
     mlp = lambda z: mlp_out(nn.relu(mlp_in(z)))
     avg = jnp.mean(h, axis=(1, 2), keepdims=True)
     mx = jnp.max(h, axis=(1, 2), keepdims=True)

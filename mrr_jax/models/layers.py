@@ -1,79 +1,29 @@
-"""Building blocks shared by the generator and discriminator (NHWC).
+"""Building blocks shared by the generator and discriminator (NHWC), in plain flax/lax.
 
 Every conv in the authors' G and D pads by reflection and then convolves with
-no padding (ARCH.md "PadConv"); InstanceNorm uses eps 1e-5 and no running
-statistics, so train and eval outputs are identical.
+no padding (docs/architecture.md#padconv); InstanceNorm uses eps 1e-5 and no
+running statistics, so train and eval outputs are identical. Reflect padding,
+stride-2 convs and InstanceNorm go through mrr_jax.models.kernels, which
+swaps in CPU-tuned gradients on the CPU backend.
+
+Params are initialised by mrr_jax.models.init (the authors' rules, in numpy);
+the initialisers named here only give `module.init` something to run.
 """
-import functools
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mrr_jax.models import kernels
+
 Dtype = Any
-
-# The authors' init_weights: N(0, 0.02) conv weights, zero biases (G only).
-G_KERNEL_INIT = nn.initializers.normal(stddev=0.02)
-# PyTorch's default Conv2d init (kaiming_uniform a=sqrt(5)): U(+-1/sqrt(fan_in)).
-TORCH_KERNEL_INIT = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
+_NHWC = ('NHWC', 'HWIO', 'NHWC')
 
 
-def torch_bias_init(fan_in: int):
-  """PyTorch's default conv bias init, U(+-1/sqrt(fan_in))."""
-  bound = 1.0 / float(fan_in) ** 0.5
-
-  def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-  return init
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
-  """Pads H and W by reflection (numpy 'reflect' == torch ReflectionPad2d).
-
-  The gradient folds the padded border back onto the rows and columns it
-  mirrors, in one fused pass per axis; autodiff of jnp.pad's reflect mode
-  made XLA (CPU) write several full-size intermediates per pad instead.
-  """
-  return _reflect_pad(x, pad)
-
-
-def _reflect_pad(x, pad):
-  if pad == 0:
-    return x
-  return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
-
-
-def _fold_reflected(g: jax.Array, pad: int, axis: int) -> jax.Array:
-  """Transpose of reflect padding along one axis: border rows add onto their mirrors.
-
-  Padded rows pad-1 .. 0 copy rows 1 .. pad, and the last pad rows copy rows
-  n-2 .. n-1-pad, so their gradients land there (flipped), zero-padded to n.
-  """
-  n = g.shape[axis] - 2 * pad
-  rows = lambda start, stop: jax.lax.slice_in_dim(g, start, stop, axis=axis)
-  zero = jnp.zeros((), g.dtype)
-  def placed(block, before):
-    config = [(0, 0, 0)] * g.ndim
-    config[axis] = (before, n - before - pad, 0)
-    return jax.lax.pad(jnp.flip(block, axis), zero, config)
-  return (rows(pad, pad + n) + placed(rows(0, pad), 1)
-          + placed(rows(pad + n, n + 2 * pad), n - 1 - pad))
-
-
-def _reflect_pad_fwd(x, pad):
-  return _reflect_pad(x, pad), None
-
-
-def _reflect_pad_bwd(pad, _, g):
-  if pad == 0:
-    return (g,)
-  return (_fold_reflected(_fold_reflected(g, pad, 1), pad, 2),)
-
-
-reflect_pad.defvjp(_reflect_pad_fwd, _reflect_pad_bwd)
+  """Pads H and W by reflection (torch ReflectionPad2d)."""
+  return kernels.reflect_pad(x, pad)
 
 
 def _phase_kernels(kernel: jax.Array) -> jax.Array:
@@ -113,71 +63,6 @@ def upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return y.reshape(n, 2 * h, 2 * w, kernel.shape[-1])
 
 
-_NHWC = ('NHWC', 'HWIO', 'NHWC')
-
-
-def _conv_stride2(xp: jax.Array, kernel: jax.Array) -> jax.Array:
-  return jax.lax.conv_general_dilated(xp, kernel, (2, 2), 'VALID', dimension_numbers=_NHWC)
-
-
-@jax.custom_vjp
-def conv3x3_stride2(xp: jax.Array, kernel: jax.Array) -> jax.Array:
-  """VALID 3x3 stride-2 conv of an already padded NHWC image (every down conv).
-
-  Same forward as lax; the input gradient of large ones is computed by output
-  parity (stride2_input_grad) instead of XLA's conv over a zero-dilated
-  gradient, which on CPU took 1.5-4x as long.
-  """
-  return _conv_stride2(xp, kernel)
-
-
-def stride2_input_grad(g: jax.Array, kernel: jax.Array, height: int, width: int) -> jax.Array:
-  """Gradient of conv3x3_stride2 with respect to its (height, width) input.
-
-  Input row 2p receives g[p] w0 + g[p-1] w2 and row 2p+1 receives g[p] w1, so
-  with g zero-padded by one on each side every (row, column) parity is a
-  stride-1 VALID conv of that padded g with taps (w2, w0) or (w1,): 9 taps in
-  all, the forward's work. The four parities interleave back into rows and
-  columns.
-  """
-  n, rows, cols, _ = g.shape
-  gz = jnp.pad(g, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  wt = jnp.swapaxes(kernel, 2, 3)                # (3, 3, out, in): the transposed conv
-  parities = ((jnp.array([2, 0]), 0), (jnp.array([1]), 1))  # (taps, first row of gz)
-  grid = [[jax.lax.conv_general_dilated(gz[:, r0:, c0:], wt[rt][:, ct], (1, 1), 'VALID',
-                                        dimension_numbers=_NHWC)
-           for ct, c0 in parities] for rt, r0 in parities]
-  dx = jnp.stack([jnp.stack(row, axis=3) for row in grid], axis=2)  # (n, rows+1, 2, cols+1, 2, in)
-  dx = dx.reshape(n, 2 * rows + 2, 2 * cols + 2, kernel.shape[2])
-  return dx[:, :height, :width]
-
-
-def _use_parity_grad(xp_shape, kernel_shape) -> bool:
-  # Measured on a 2-core CPU (BENCHMARKS.md): the parity form wins from 32x32
-  # outputs and 16 input channels up (input gradient 1.5-4x faster), and loses
-  # on 16x16 outputs or 3-channel inputs, where four small convs cost more
-  # than one.
-  out_rows = (xp_shape[1] - 3) // 2 + 1
-  out_cols = (xp_shape[2] - 3) // 2 + 1
-  return out_rows * out_cols >= 32 * 32 and kernel_shape[2] >= 16
-
-
-def _conv3x3_stride2_fwd(xp, kernel):
-  return _conv_stride2(xp, kernel), (xp, kernel)
-
-
-def _conv3x3_stride2_bwd(residuals, g):
-  xp, kernel = residuals
-  if _use_parity_grad(xp.shape, kernel.shape):
-    dxp = stride2_input_grad(g, kernel, xp.shape[1], xp.shape[2])
-    dkernel = jax.vjp(lambda k: _conv_stride2(xp, k), kernel)[1](g)[0]
-    return dxp, dkernel
-  return jax.vjp(_conv_stride2, xp, kernel)[1](g)
-
-
-conv3x3_stride2.defvjp(_conv3x3_stride2_fwd, _conv3x3_stride2_bwd)
-
-
 class KernelConv(nn.Module):
   """nn.Conv's 3x3 params ('kernel' HWIO with the G init, 'bias') around conv_fn(x, kernel).
 
@@ -192,53 +77,12 @@ class KernelConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param('kernel', G_KERNEL_INIT, (3, 3, x.shape[-1], self.features), jnp.float32)
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features),
+                        jnp.float32)
     y = self.conv_fn(x.astype(self.dtype), kernel.astype(self.dtype))
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
     return y
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def instance_norm_nhwc(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float) -> jax.Array:
-  """(x - mean) / sqrt(var + eps) * scale + bias, statistics per image and channel over H, W.
-
-  A hand-written gradient: autodiff of the textbook form made XLA (CPU) emit
-  several reductions per norm, each re-reading fused producer chains; this
-  backward pass reads g and x_hat once for the two sums it needs, then writes
-  dx once. The G L1 gradient took 25% less time and half the compile time.
-  """
-  return _instance_norm_fwd(x, scale, bias, eps)[0]
-
-
-def _instance_norm_fwd(x, scale, bias, eps):
-  mean = jnp.mean(x, axis=(1, 2), keepdims=True)
-  centred = x - mean
-  var = jnp.mean(centred * centred, axis=(1, 2), keepdims=True)  # biased, two-pass as torch
-  inv_std = jax.lax.rsqrt(var + eps)
-  x_hat = centred * inv_std
-  return x_hat * scale + bias, (x_hat, inv_std, scale)
-
-
-def _instance_norm_bwd(eps, residuals, g):
-  del eps
-  x_hat, inv_std, scale = residuals
-  count = x_hat.shape[1] * x_hat.shape[2]
-  sum_g = jnp.sum(g, axis=(1, 2), keepdims=True)
-  sum_g_xhat = jnp.sum(g * x_hat, axis=(1, 2), keepdims=True)
-  # d/dx of the normalisation: project out the mean and the x_hat direction.
-  dx = (scale * inv_std) * (g - (sum_g + x_hat * sum_g_xhat) / count)
-  # The param gradients sum the per-image sums over the batch as a product
-  # with ones: written as a sum, XLA folds sum(sum(.)) into a second pass over
-  # the full activation (as an unfused reduce-window on CPU), 4% of a block.
-  # HIGHEST precision: TPUs and TF32 GPUs would otherwise round the operands.
-  n, c = x_hat.shape[0], x_hat.shape[-1]
-  batch_sum = lambda s: jnp.dot(jnp.ones((n,), s.dtype), s.reshape(n, c),
-                                precision=jax.lax.Precision.HIGHEST)
-  return dx, batch_sum(sum_g_xhat), batch_sum(sum_g)
-
-
-instance_norm_nhwc.defvjp(_instance_norm_fwd, _instance_norm_bwd)
 
 
 class InstanceNorm(nn.Module):
@@ -262,7 +106,7 @@ class InstanceNorm(nn.Module):
       scale = jnp.ones((channels,), jnp.float32)
       bias = jnp.zeros((channels,), jnp.float32)
     stats_dtype = jnp.promote_types(self.dtype, jnp.float32)
-    y = instance_norm_nhwc(x.astype(stats_dtype), scale.astype(stats_dtype),
+    y = kernels.instance_norm(x.astype(stats_dtype), scale.astype(stats_dtype),
                            bias.astype(stats_dtype), self.epsilon)
     return y.astype(self.dtype)
 
@@ -294,7 +138,7 @@ class PadConv(nn.Module):
       x = KernelConv(self.features, upsample_conv3x3, use_bias=not self.norm,
                      dtype=self.dtype, name='conv2d')(x)
     elif (k, stride) == (3, 2):
-      x = KernelConv(self.features, conv3x3_stride2, use_bias=not self.norm,
+      x = KernelConv(self.features, kernels.conv3x3_stride2, use_bias=not self.norm,
                      dtype=self.dtype, name='conv2d')(reflect_pad(x, 1))
     else:
       x = reflect_pad(x, k // 2)
@@ -304,8 +148,7 @@ class PadConv(nn.Module):
           strides=stride,
           padding='VALID',
           use_bias=not self.norm,
-          kernel_init=G_KERNEL_INIT,
-          dtype=self.dtype,
+                    dtype=self.dtype,
           name='conv2d',
       )(x)
     if self.norm:
@@ -318,6 +161,12 @@ class PadConv(nn.Module):
 def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
   """torch.nn.functional.normalize: x / max(||x||, eps)."""
   return x / jnp.maximum(jnp.linalg.norm(x), eps)
+
+
+def _matvec(matrix: jax.Array, vector: jax.Array) -> jax.Array:
+  """Full float32 precision: TPUs and TF32 GPUs would otherwise round the operands, which
+  moves sigma (and every D output) for the price of a few hundred thousand multiply-adds."""
+  return jnp.matmul(matrix, vector, precision=jax.lax.Precision.HIGHEST)
 
 
 def _oihw_matrix(kernel_hwio: jax.Array) -> jax.Array:
@@ -346,8 +195,9 @@ class SpectralNormConv(nn.Module):
     cin = x.shape[-1]
     k = self.kernel_size
     fan_in = cin * k * k
-    kernel = self.param('kernel', TORCH_KERNEL_INIT, (k, k, cin, self.features), jnp.float32)
-    bias = self.param('bias', torch_bias_init(fan_in), (self.features,), jnp.float32)
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (k, k, cin, self.features),
+                        jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
     u = self.variable(
         'spectral', 'u',
         lambda: _l2_normalize(jax.random.normal(self.make_rng('params'), (self.features,))))
@@ -358,15 +208,15 @@ class SpectralNormConv(nn.Module):
     w_mat = _oihw_matrix(kernel)
     if train and not self.is_initializing():
       w_fixed = jax.lax.stop_gradient(w_mat)
-      v_new = _l2_normalize(w_fixed.T @ u.value)
-      u_new = _l2_normalize(w_fixed @ v_new)
+      v_new = _l2_normalize(_matvec(w_fixed.T, u.value))
+      u_new = _l2_normalize(_matvec(w_fixed, v_new))
       u.value, v.value = u_new, v_new
     u_vec = jax.lax.stop_gradient(u.value)
     v_vec = jax.lax.stop_gradient(v.value)
-    sigma = jnp.dot(u_vec, w_mat @ v_vec)
+    sigma = jnp.dot(u_vec, _matvec(w_mat, v_vec), precision=jax.lax.Precision.HIGHEST)
     x, kernel = x.astype(self.dtype), (kernel / sigma).astype(self.dtype)
     if (k, self.stride) == (3, 2):
-      y = conv3x3_stride2(x, kernel)
+      y = kernels.conv3x3_stride2(x, kernel)
     else:
       y = jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), 'VALID',
                                        dimension_numbers=_NHWC)

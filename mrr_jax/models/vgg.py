@@ -1,6 +1,6 @@
 """VGG19 `features` for the perceptual loss (torchvision layout, NHWC).
 
-ARCH.md "Perceptual": the taps the authors' code effectively compares are
+docs/architecture.md#perceptual-loss: the taps the authors' code effectively compares are
 relu1_2, relu2_2, relu3_4, relu4_4 (post-ReLU; torchvision's in-place ReLUs
 overwrite the pre-ReLU slices it stores) and conv5_4 pre-ReLU.
 `post_relu_taps=False` gives the literal pre-ReLU reading (a negative control).
@@ -52,7 +52,7 @@ def preprocess(x: jax.Array, mode: str = 'torch') -> jax.Array:
   x = (x + 1.0) / 2.0
   if mode == 'torch':
     # float32 constants as the authors' code makes them (torch.Tensor(...).to(x)), so a
-    # float64 run matches theirs to rounding.
+    # float64 run matches theirs to rounding (docs/golden.md#two-training-iterations).
     mean = jnp.asarray(np.float32(IMAGENET_MEAN), x.dtype)
     std = jnp.asarray(np.float32(IMAGENET_STD), x.dtype)
     x = (x - mean) / std

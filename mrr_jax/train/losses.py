@@ -1,4 +1,4 @@
-"""Losses as the authors' code computes them (ARCH.md "Losses"), pure functions.
+"""Losses as the authors' code computes them (docs/architecture.md#losses), pure functions.
 
 `axis_name`: under pmap, batch means that the relativistic loss compares
 against are taken over the global batch (lax.pmean), so N devices compute the

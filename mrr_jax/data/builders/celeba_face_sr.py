@@ -7,7 +7,7 @@ the manual dir:
   img_align_celeba.zip                (or the unzipped folder img_align_celeba/)
   list_landmarks_align_celeba.txt     (Anno/)
   list_eval_partition.txt             (Eval/)
-Build:  tfds build --imports mrr_jax.datasets celeba_face_sr --manual_dir DIR --data_dir OUT
+Build:  tfds build --imports mrr_jax.data.builders celeba_face_sr --manual_dir DIR --data_dir OUT
 (or just train with --config.data.name=celeba_face_sr --config.data.manual_dir=DIR,
 which builds on first use). Splits follow list_eval_partition.txt:
 train (0) 162,770, validation (1) 19,867, test (2) 19,962 images.
@@ -31,7 +31,8 @@ from typing import Dict, List
 import numpy as np
 import tensorflow_datasets as tfds
 
-from mrr_jax.datasets import common
+from mrr_jax.data import bad_files, crops, files, images
+from mrr_jax.data.builders import common
 
 _SOURCE = ('Download it from the CelebA page '
            '(mmlab.ie.cuhk.edu.hk/projects/CelebA.html, Align&Cropped Images / Anno / Eval).')
@@ -64,9 +65,9 @@ def read_partition(path: str) -> Dict[str, int]:
   return out
 
 
-def face_box(landmarks: np.ndarray, width: int, height: int) -> common.Box:
+def face_box(landmarks: np.ndarray, width: int, height: int) -> crops.Box:
   """The crop box from CelebA's (left eye, right eye, nose, left mouth, right mouth)."""
-  return common.landmark_box(landmarks[0:2].mean(0), landmarks[3:5].mean(0), width, height)
+  return crops.landmark_box(landmarks[0:2].mean(0), landmarks[3:5].mean(0), width, height)
 
 
 class CelebaFaceSr(common.FaceSrBuilder):
@@ -86,21 +87,21 @@ class CelebaFaceSr(common.FaceSrBuilder):
 
   def _split_generators(self, dl_manager):
     root = self._manual_folder(dl_manager)
-    images = _find_images(root)
+    image_root = _find_images(root)
     landmarks = _require(root, 'list_landmarks_align_celeba.txt', 'CelebA landmark file (Anno/)')
     partition = _require(root, 'list_eval_partition.txt', 'CelebA partition file (Eval/)')
     marks, parts = read_landmarks(landmarks), read_partition(partition)
-    return {split: self._generate_examples(split, images, marks,
+    return {split: self._generate_examples(split, image_root, marks,
                                            sorted(n for n, p in parts.items() if p == code))
             for split, code in _SPLITS.items()}
 
-  def _generate_examples(self, split: str, images: str, marks: Dict[str, np.ndarray],
+  def _generate_examples(self, split: str, image_root: str, marks: Dict[str, np.ndarray],
                          names: List[str]):
-    source = common.FileSource(images)
+    source = files.FileSource(image_root)
     index = _member_index(source)
     try:
       yield from self._filtered(split, ((n, _example_fn(source, index, marks, n)) for n in names),
-                                where=images)
+                                where=image_root)
     finally:
       source.close()
 
@@ -108,7 +109,7 @@ class CelebaFaceSr(common.FaceSrBuilder):
 def _require(root: str, name: str, what: str) -> str:
   path = os.path.join(root, name)
   if not os.path.isfile(path):
-    raise common.missing_file_error(path, what, _SOURCE)
+    raise bad_files.missing_file_error(path, what, _SOURCE)
   return path
 
 
@@ -118,24 +119,24 @@ def _find_images(root: str) -> str:
     path = os.path.join(root, name)
     if os.path.exists(path):
       return path
-  raise common.missing_file_error(
+  raise bad_files.missing_file_error(
       os.path.join(root, 'img_align_celeba.zip'),
       'CelebA aligned images (img_align_celeba.zip or folder img_align_celeba/)', _SOURCE)
 
 
-def _member_index(source: common.FileSource) -> Dict[str, str]:
+def _member_index(source: files.FileSource) -> Dict[str, str]:
   """Image base name -> path inside the zip/folder (zips nest img_align_celeba/)."""
-  return {os.path.basename(n): n for n in source.names() if common.is_image_name(n)}
+  return {os.path.basename(n): n for n in source.names() if images.is_image_name(n)}
 
 
-def _example_fn(source: common.FileSource, index: Dict[str, str],
+def _example_fn(source: files.FileSource, index: Dict[str, str],
                 marks: Dict[str, np.ndarray], name: str):
   def make():
     if name not in index:
-      raise common.BadImageError('listed in list_eval_partition.txt but not among the images')
+      raise bad_files.BadImageError('listed in list_eval_partition.txt but not among the images')
     if name not in marks:
-      raise common.BadImageError('no landmarks in list_landmarks_align_celeba.txt')
-    image = common.load_rgb(source.read(index[name]))
+      raise bad_files.BadImageError('no landmarks in list_landmarks_align_celeba.txt')
+    image = images.load_rgb(source.read(index[name]))
     h, w = image.shape[:2]
-    return {'hr': common.crop_resize(image, face_box(marks[name], w, h)), 'name': name}
+    return {'hr': crops.crop_resize(image, face_box(marks[name], w, h)), 'name': name}
   return make

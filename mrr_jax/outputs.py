@@ -1,12 +1,15 @@
-"""Checks of output paths, made before any work starts.
+"""Writing outputs safely: paths checked before any work, files written atomically.
 
 An evaluation that fails after scoring because --save_dir names a file loses
 its results; an output folder of the user's own files must never be written
 into by accident. Each check raises OutputPathError with one line naming the
-flag and the path.
+flag and the path. Every file mrr_jax writes goes to a temporary file beside
+it and is renamed into place, so a crash or a full disk never leaves half a
+file under the real name.
 """
 import os
-from typing import Iterable, Optional
+import tempfile
+from typing import Callable, IO, Iterable, Optional
 
 
 class OutputPathError(ValueError):
@@ -61,3 +64,22 @@ def check_dir(path: Optional[str], flag: str, ours: Optional[Iterable[str]] = No
     hint = ' (or pass --overwrite to replace files of the same names)' if ours is None else ''
     raise OutputPathError(f'{flag} {path} already holds {len(foreign)} entries this command did '
                           f'not write ({shown}); choose a new or empty folder{hint}')
+
+
+def write_atomically(path: str, write: Callable[[IO], None], binary: bool = True) -> str:
+  """Calls write(file) on a temporary file beside path, then renames it to path."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
+  try:
+    with os.fdopen(fd, 'wb' if binary else 'w') as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return path

@@ -15,7 +15,8 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from mrr_jax import torch_io, weights
+from mrr_jax.weights import torch_io
+from mrr_jax.weights import torch_keys
 
 WHERE_TO_GET = (
     'download torchvision\'s ImageNet VGG19, https://download.pytorch.org/models/vgg19-dcbb9e9d.pth '
@@ -51,7 +52,7 @@ def load_vgg19(path: str) -> Tuple[Dict[str, Any], str]:
     raise VGGWeightsError(f'VGG19 weights {path} not found: {WHERE_TO_GET}')
   try:
     if path.endswith(('.h5', '.hdf5')):
-      return weights.vgg19_from_keras(_read_keras_h5(path)), 'caffe'
-    return weights.vgg19_from_torchvision(torch_io.load_state_dict(path)), 'torch'
-  except (torch_io.StateDictError, weights.WeightsError, OSError, KeyError) as e:
+      return torch_keys.vgg19_from_keras(_read_keras_h5(path)), 'caffe'
+    return torch_keys.vgg19_from_torchvision(torch_io.load_state_dict(path)), 'torch'
+  except (torch_io.StateDictError, torch_keys.WeightsError, OSError, KeyError) as e:
     raise VGGWeightsError(f'{path} is not usable VGG19 weights: {e}') from e

@@ -21,13 +21,12 @@ import os
 import pickle
 import re
 import struct
-import tempfile
 import zipfile
 from typing import Any, Callable, Dict, Mapping, Tuple
 
 import numpy as np
-import safetensors
-import safetensors.numpy
+
+from mrr_jax import outputs
 
 # torch.<name> storage types a state_dict's tensors are made of (None: no numpy dtype).
 _STORAGE_DTYPES = {
@@ -347,10 +346,22 @@ def load_pth(path: str, use_torch: bool = True) -> Dict[str, np.ndarray]:
                          f'{type(e).__name__}: {_one_line(e)}') from e
 
 
+def _safetensors():
+  """The safetensors package, imported on first use: reading .pth or .npz (and the
+  benchmark, on bare accelerator images) does not need it installed."""
+  import safetensors  # pylint: disable=import-outside-toplevel
+  return safetensors
+
+
+def _safetensors_numpy():
+  import safetensors.numpy  # pylint: disable=import-outside-toplevel
+  return safetensors.numpy
+
+
 def read_safetensors(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
   """({key: array}, the header's metadata) of a .safetensors file."""
   try:
-    with safetensors.safe_open(path, framework='np') as f:
+    with _safetensors().safe_open(path, framework='np') as f:
       metadata = dict(f.metadata() or {})
       state = {}
       for key in f.keys():
@@ -370,7 +381,7 @@ def read_safetensors(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
 def safetensors_metadata(path: str) -> Dict[str, str]:
   """A .safetensors file's metadata (its header only); StateDictError if it is not one."""
   try:
-    with safetensors.safe_open(path, framework='np') as f:
+    with _safetensors().safe_open(path, framework='np') as f:
       return dict(f.metadata() or {})
   except Exception as e:  # pylint: disable=broad-except
     raise StateDictError(f'{path} is not a .safetensors file: {_one_line(e)}') from e
@@ -378,24 +389,10 @@ def safetensors_metadata(path: str) -> Dict[str, str]:
 
 def write_safetensors(path: str, tensors: Mapping[str, np.ndarray],
                       metadata: Mapping[str, str]) -> str:
-  """Writes tensors to `path` atomically (a temporary file beside it, then os.replace)."""
-  path = os.path.abspath(path)
-  blob = safetensors.numpy.save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+  """Writes tensors to `path` atomically (mrr_jax.outputs.write_atomically)."""
+  blob = _safetensors_numpy().save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
                                 metadata=dict(metadata))
-  fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.tmp-',
-                             dir=os.path.dirname(path))
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(blob)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide shared weights from other users.
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
+  return outputs.write_atomically(os.path.abspath(path), lambda f: f.write(blob))
 
 
 def load_state_dict(path: str) -> Dict[str, np.ndarray]:

@@ -101,7 +101,7 @@ def generator_from_torch(state: Mapping[str, np.ndarray],
                          param_shapes: Mapping[Path, Tuple[int, ...]]) -> Dict[str, Any]:
   """Authors' generator state_dict -> MRRNet params (nested dict).
 
-  param_shapes: flat {flax path: shape}, from mrr_jax.exported.param_shapes(model).
+  param_shapes: flat {flax path: shape}, from mrr_jax.weights.export_format.param_shapes(model).
   """
   flat = _convert(state, param_shapes, generator_torch_key, 'generator')
   return flax.traverse_util.unflatten_dict(flat)

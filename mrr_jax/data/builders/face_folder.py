@@ -3,8 +3,8 @@
 How a user brings FFHQ thumbnails, their own crops or LFW: put the images
 (.jpg .jpeg .png .bmp .webp .tif .ppm, any depth of sub-folders) in a folder
 and pass it as the manual dir:
-  tfds build --imports mrr_jax.datasets face_folder --manual_dir DIR --data_dir OUT
-  tfds build --imports mrr_jax.datasets face_folder/lfw --manual_dir lfw_dev --data_dir OUT
+  tfds build --imports mrr_jax.data.builders face_folder --manual_dir DIR --data_dir OUT
+  tfds build --imports mrr_jax.data.builders face_folder/lfw --manual_dir lfw_dev --data_dir OUT
 or set data.train_dir=DIR (and data.crop_box) and the training run builds and
 caches it in data.data_dir on first use, under a config named after the folder
 and box (delete that config's directory to rebuild after changing the folder).
@@ -27,16 +27,17 @@ from typing import Optional
 
 import tensorflow_datasets as tfds
 
-from mrr_jax.datasets import common
+from mrr_jax.data import bad_files, crops, files, images
+from mrr_jax.data.builders import common
 
 
 @dataclasses.dataclass(eq=False)
 class FaceFolderConfig(tfds.core.BuilderConfig):
   """crop_box: (x0, y0, x1, y1) applied to every image before resizing, or None."""
-  crop_box: Optional[common.Box] = None
+  crop_box: Optional[crops.Box] = None
 
 
-def config_for(folder: str, crop_box: Optional[common.Box]) -> FaceFolderConfig:
+def config_for(folder: str, crop_box: Optional[crops.Box]) -> FaceFolderConfig:
   """A config whose name identifies the folder and box, so caches never mix."""
   key = f'{os.path.abspath(folder)}|{crop_box}'
   slug = re.sub(r'[^a-z0-9]+', '_', os.path.basename(os.path.abspath(folder)).lower()).strip('_')
@@ -56,7 +57,7 @@ class FaceFolder(common.FaceSrBuilder):
                        description="LFW photos with the box (50, 50, 200, 200)."),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
-  MANUAL_DIR_HOLDS = f'face photos ({", ".join(common.IMAGE_EXTENSIONS)})'
+  MANUAL_DIR_HOLDS = f'face photos ({", ".join(images.IMAGE_EXTENSIONS)})'
   MANUAL_DIR_KEY = 'data.train_dir'
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -67,32 +68,32 @@ class FaceFolder(common.FaceSrBuilder):
   def _split_generators(self, dl_manager):
     root = self._manual_folder(dl_manager)
     if not os.path.isdir(root):
-      raise common.MissingDataError(
+      raise bad_files.MissingDataError(
           f'face_folder: {root} is not a folder; set --config.{self.MANUAL_DIR_KEY}=DIR to a '
           f'folder of {self.MANUAL_DIR_HOLDS}')
     return {'train': self._generate_examples(root)}
 
   def _generate_examples(self, root: str):
-    source = common.FileSource(root)
-    files = source.names()
-    names = [n for n in files if common.is_image_name(n)]
+    source = files.FileSource(root)
+    all_names = source.names()
+    names = [n for n in all_names if images.is_image_name(n)]
     if not names and not source.unlisted:
-      raise common.no_images_error('face images', root, len(files))
+      raise images.no_images_error('face images', root, len(all_names))
     box = self.builder_config.crop_box
     # A sub-folder that cannot be listed counts as one bad file.
     unlisted = ((n, _failing_fn(reason)) for n, reason in source.unlisted)
-    images = ((n, _example_fn(source, n, box)) for n in names)
-    yield from self._filtered('train', itertools.chain(unlisted, images), where=root)
+    examples = ((n, _example_fn(source, n, box)) for n in names)
+    yield from self._filtered('train', itertools.chain(unlisted, examples), where=root)
 
 
-def _example_fn(source: common.FileSource, name: str, box: Optional[common.Box]):
+def _example_fn(source: files.FileSource, name: str, box: Optional[crops.Box]):
   def make():
-    image = common.load_rgb(source.read(name))
-    return {'hr': common.crop_resize(image, box), 'name': name}
+    image = images.load_rgb(source.read(name))
+    return {'hr': crops.crop_resize(image, box), 'name': name}
   return make
 
 
 def _failing_fn(reason: str):
   def make():
-    raise common.BadImageError(reason)
+    raise bad_files.BadImageError(reason)
   return make

@@ -1,25 +1,19 @@
 """Input-pipeline throughput: train batches per second from the real pipeline.
 
-  python -m mrr_jax.input_bench --config configs/default.py \
-      --config.data.train_dir=/work/shared/data/lfw_dev --config.data.crop_box=50,50,200,200
+  python -m mrr_jax.bench --mode input --config configs/default.py \
+      --config.data.train_dir=/path/to/lfw --config.data.crop_box=50,50,200,200
 
 prints one JSON line: mode, images_per_s, cores (CPU-seconds per wall second
 of this process and its workers while timing), images_per_s_per_core, batch,
 batches, num_workers. The dataset is built (and cached in data.data_dir) first;
 that build is not timed.
 """
-import json
-import sys
 import time
 from typing import Any, Dict
 
-from absl import app
-from absl import flags
-from ml_collections import config_flags
 import psutil
 
-from mrr_jax import cli
-from mrr_jax import input_pipeline
+from mrr_jax.data import pipeline
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:
@@ -36,7 +30,7 @@ def _cpu_seconds(proc: psutil.Process) -> float:
 
 def benchmark_input(config, warmup_batches: int = 5, timed_batches: int = 200) -> Dict[str, Any]:
   """Times `timed_batches` train batches after `warmup_batches`; see the module doc."""
-  it = input_pipeline.create_train_iterator(config.data, config.batch_size, config.seed)
+  it = pipeline.create_train_iterator(config.data, config.batch_size, config.seed)
   try:
     for _ in range(warmup_batches):
       next(it)
@@ -52,18 +46,4 @@ def benchmark_input(config, warmup_batches: int = 5, timed_batches: int = 200) -
   return {'mode': 'input', 'images_per_s': round(images_per_s, 1),
           'cores': round(cores, 2), 'images_per_s_per_core': round(images_per_s / cores, 1),
           'batch': config.batch_size, 'batches': timed_batches,
-          'num_workers': config.data.num_workers}
-
-
-def main(argv):
-  del argv
-  if flags.FLAGS.config is None:
-    sys.exit('--config is required (e.g. --config configs/default.py)')
-  print(json.dumps(benchmark_input(flags.FLAGS.config)))
-
-
-if __name__ == '__main__':
-  # Defined only when run as a script: mrr_jax.bench imports this module and
-  # defines its own --config, and absl refuses a flag defined twice.
-  config_flags.DEFINE_config_file('config', None, 'Training config file.')
-  app.run(main, flags_parser=cli.parse_flags)
+          'num_workers': pipeline.num_workers(config.data)}

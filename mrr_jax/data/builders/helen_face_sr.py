@@ -8,12 +8,18 @@ Manual download (Helen's terms: research use). From the Helen page
                                 one .txt per image, line 1 the image name, then
                                 194 lines 'x , y'
   trainnames.txt, testnames.txt the official lists, one image name per line
-Build:  tfds build --imports mrr_jax.datasets helen_face_sr --manual_dir DIR --data_dir OUT
+Build:  tfds build --imports mrr_jax.data.builders helen_face_sr --manual_dir DIR --data_dir OUT
 Splits: train (2,000 images, trainnames.txt) and test (330, testnames.txt).
 The 50-image Helen test set that DIC/FSRNet report on is distributed as
-ready-made crops: use `paired_face_folder` or data.eval_hr_dir for it.
+ready-made crops: use `paired_face_folder` or data.eval_hr_dir for it. To keep
+those faces out of training, put its HR crops in the manual dir as
+exclude/*.png (any image names): every train face whose 128x128 crop matches
+one of them by content (mrr_jax.data.dedup: a perceptual hash, so renamed and
+re-encoded copies count) is left out, and the info's metadata lists them
+under 'excluded'. The match needs crops made by a rule close to this
+builder's (the same faces, roughly the same framing).
 
-Box rule: CelebA's (see mrr_jax.datasets.common.landmark_box) with e = mean of
+Box rule: CelebA's (see mrr_jax.data.crops.landmark_box) with e = mean of
 the two eye contours (points 114-153) and m = mean of the outer and inner lip
 contours (points 58-113): a square of side 3.5 |m - e| centred 0.1 |m - e| above
 (e + m) / 2, moved inside the image (shrunk to its shorter side if wider),
@@ -28,7 +34,8 @@ from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
-from mrr_jax.datasets import common
+from mrr_jax.data import bad_files, crops, dedup, files, images
+from mrr_jax.data.builders import common
 
 _SOURCE = 'Download it from the Helen page (www.ifp.illinois.edu/~vuongle2/helen/).'
 _NUM_POINTS = 194
@@ -45,9 +52,9 @@ def parse_annotation(text: str) -> Tuple[str, np.ndarray]:
   return lines[0], points
 
 
-def face_box(points: np.ndarray, width: int, height: int) -> common.Box:
+def face_box(points: np.ndarray, width: int, height: int) -> crops.Box:
   """The crop box from Helen's 194 landmarks."""
-  return common.landmark_box(points[_EYES].mean(0), points[_MOUTH].mean(0), width, height)
+  return crops.landmark_box(points[_EYES].mean(0), points[_MOUTH].mean(0), width, height)
 
 
 class HelenFaceSr(common.FaceSrBuilder):
@@ -80,20 +87,51 @@ class HelenFaceSr(common.FaceSrBuilder):
     index = {}
     for source in sources:
       for member in source.names():
-        if common.is_image_name(member):
+        if images.is_image_name(member):
           index[os.path.splitext(os.path.basename(member))[0]] = (source, member)
     try:
-      yield from self._filtered(split, ((n, _example_fn(index, annotations, n)) for n in names),
+      examples = self._filtered(split, ((n, _example_fn(index, annotations, n)) for n in names),
                                 where=root)
+      if split == 'train':
+        examples = self._without_excluded(examples, root)
+      yield from examples
     finally:
       for source in sources:
         source.close()
+
+  def _without_excluded(self, examples, root: str):
+    """The examples, less those whose crop matches a face in ROOT/exclude/."""
+    reference = _exclude_hashes(root)
+    excluded = []
+    for key, example in examples:
+      if reference and dedup.matches({key: dedup.perceptual_hash(example['hr'])}, reference):
+        excluded.append(key)
+        continue
+      yield key, example
+    self.info.metadata['excluded'] = excluded
+    if reference:
+      logging.info('helen_face_sr: left %d train faces out as copies of %s/exclude: %s',
+                   len(excluded), root, ', '.join(excluded[:10]))
+
+
+def _exclude_hashes(root: str) -> List[int]:
+  folder = os.path.join(root, 'exclude')
+  if not os.path.isdir(folder):
+    return []
+  hashes = []
+  for name in sorted(os.listdir(folder)):
+    if images.is_image_name(name):
+      try:
+        hashes.append(dedup.perceptual_hash(images.read_rgb(os.path.join(folder, name))))
+      except bad_files.BadImageError as e:
+        logging.warning('helen_face_sr: %s', e)
+  return hashes
 
 
 def _read_names(root: str, file_name: str) -> List[str]:
   path = os.path.join(root, file_name)
   if not os.path.isfile(path):
-    raise common.missing_file_error(path, f'Helen list {file_name}', _SOURCE)
+    raise bad_files.missing_file_error(path, f'Helen list {file_name}', _SOURCE)
   with open(path) as f:
     names = [os.path.splitext(l.strip())[0] for l in f if l.strip()]
   return list(dict.fromkeys(names))
@@ -105,10 +143,10 @@ def _read_annotations(root: str) -> Dict[str, np.ndarray]:
   if not os.path.exists(path):
     path = os.path.join(root, 'annotation')
   if not os.path.exists(path):
-    raise common.missing_file_error(os.path.join(root, 'annotation.zip'),
+    raise bad_files.missing_file_error(os.path.join(root, 'annotation.zip'),
                                     'Helen annotations (annotation.zip or folder annotation/)',
                                     _SOURCE)
-  source = common.FileSource(path)
+  source = files.FileSource(path)
   out = {}
   try:
     for member in source.names():
@@ -125,7 +163,7 @@ def _read_annotations(root: str) -> Dict[str, np.ndarray]:
   return out
 
 
-def _image_sources(root: str) -> List[common.FileSource]:
+def _image_sources(root: str) -> List[files.FileSource]:
   """Every image zip (and unzipped helen_* folder) in root."""
   sources = []
   for entry in sorted(os.listdir(root)):
@@ -133,9 +171,9 @@ def _image_sources(root: str) -> List[common.FileSource]:
     if entry == 'annotation.zip' or entry == 'annotation':
       continue
     if entry.lower().endswith('.zip') or (os.path.isdir(path) and entry.startswith('helen')):
-      sources.append(common.FileSource(path))
+      sources.append(files.FileSource(path))
   if not sources:
-    raise common.missing_file_error(os.path.join(root, 'helen_1.zip'),
+    raise bad_files.missing_file_error(os.path.join(root, 'helen_1.zip'),
                                     'Helen images (helen_1.zip ... helen_5.zip)', _SOURCE)
   return sources
 
@@ -143,11 +181,11 @@ def _image_sources(root: str) -> List[common.FileSource]:
 def _example_fn(index, annotations: Dict[str, np.ndarray], name: str):
   def make():
     if name not in index:
-      raise common.BadImageError('listed but not found in any image zip or folder')
+      raise bad_files.BadImageError('listed but not found in any image zip or folder')
     if name not in annotations:
-      raise common.BadImageError('no 194-point annotation')
+      raise bad_files.BadImageError('no 194-point annotation')
     source, member = index[name]
-    image = common.load_rgb(source.read(member))
+    image = images.load_rgb(source.read(member))
     h, w = image.shape[:2]
-    return {'hr': common.crop_resize(image, face_box(annotations[name], w, h)), 'name': name}
+    return {'hr': crops.crop_resize(image, face_box(annotations[name], w, h)), 'name': name}
   return make

@@ -27,7 +27,9 @@ FORMAT_NAME = 'mrr_jax.generator'
 FORMAT_VERSION = 1
 MODEL_FILE = 'model.json'
 PARAMS_FILE = 'params.msgpack'
-EXPORT_FILES = (MODEL_FILE, PARAMS_FILE)
+# With --serving also mrr_jax.weights.serving's files (kept in step by a test).
+SERVING_FILES = ('serving.jaxexport', 'serving.json', 'load_serving.py')
+EXPORT_FILES = (MODEL_FILE, PARAMS_FILE) + SERVING_FILES
 # A training workdir's copy of its config; export reads the architecture from it.
 RUN_CONFIG_FILE = 'config.json'
 MODEL_FIELDS = ('base_channels', 'max_channels', 'num_down', 'num_res', 'attention',
@@ -138,10 +140,12 @@ def _replace_dir(tmp: str, path: str) -> None:
 
 
 def save_generator(path: str, model: MRRNet, params: Mapping[str, Any],
-                   metadata: Optional[Mapping[str, Any]] = None, overwrite: bool = False) -> str:
+                   metadata: Optional[Mapping[str, Any]] = None, overwrite: bool = False,
+                   serving: bool = False) -> str:
   """Writes an export directory atomically; returns its path.
 
   With overwrite, replaces only an earlier export (check_replaceable).
+  serving: also the jax.export program (mrr_jax.weights.serving).
   """
   check_params(model, params)
   path = check_output_dir(path, overwrite)
@@ -156,6 +160,9 @@ def save_generator(path: str, model: MRRNet, params: Mapping[str, Any],
            'metadata': dict(metadata or {})}
     with open(os.path.join(tmp, MODEL_FILE), 'w') as f:
       json.dump(doc, f, indent=2, sort_keys=True)
+    if serving:
+      from mrr_jax.weights import serving as serving_lib  # pylint: disable=g-import-not-at-top
+      serving_lib.write_serving(tmp, model, host_params)
     check_output_dir(path, overwrite)  # Again: something may have appeared meanwhile.
     _replace_dir(tmp, path)
   except BaseException:

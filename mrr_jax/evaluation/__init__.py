@@ -1,0 +1,1 @@
+"""Running and scoring generators: the metric protocol, LPIPS, prediction, the one evaluation loop."""

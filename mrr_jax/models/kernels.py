@@ -1,0 +1,241 @@
+"""CPU-tuned gradients for three building blocks, behind one switch.
+
+On a 2-core CPU, XLA's autodiff of three of the network's operations cost far
+more than their forward pass (docs/performance.md#cpu-kernels): the gradient
+of reflect padding (several full-size intermediates per pad), of 3x3 stride-2
+convolutions (a conv over a zero-dilated gradient) and of InstanceNorm
+(several reductions re-reading fused producers). The custom VJPs here compute
+the same values with less work there. On GPUs and TPUs the plain forms in
+mrr_jax.models.layers are what XLA is built for, so these are used on the CPU
+backend only, unless forced:
+
+  config.kernels / MRR_JAX_KERNELS = 'auto' (CPU kernels on the CPU backend
+  only; the default), 'cpu' (always), 'plain' (never).
+
+The choice is made when a function is traced, and jit keeps one trace per
+function: build the functions to jit after choosing (mrr_jax.train.setup does).
+tests/test_kernels.py checks that both paths give the same values and
+gradients.
+"""
+import contextlib
+import functools
+import os
+from typing import Iterator, Optional
+
+import jax
+import jax.numpy as jnp
+
+MODES = ('auto', 'cpu', 'plain')
+ENV_VAR = 'MRR_JAX_KERNELS'
+_mode: Optional[str] = None  # set_mode's choice; None: the environment's, else 'auto'.
+_NHWC = ('NHWC', 'HWIO', 'NHWC')
+
+
+def _check(mode: str) -> str:
+  if mode not in MODES:
+    raise ValueError(f'kernels mode must be one of {MODES}, got {mode!r} '
+                     f'(config.kernels or ${ENV_VAR})')
+  return mode
+
+
+def set_mode(mode: Optional[str]) -> None:
+  """Sets the mode for functions traced from now on; None: ${MRR_JAX_KERNELS} or 'auto'."""
+  global _mode
+  _mode = None if mode is None else _check(mode)
+
+
+def mode() -> str:
+  if _mode is not None:
+    return _mode
+  return _check(os.environ.get(ENV_VAR, 'auto') or 'auto')
+
+
+@contextlib.contextmanager
+def forced(new_mode: str) -> Iterator[None]:
+  """Traces inside the block use `new_mode` (tests, lowering for other platforms)."""
+  global _mode
+  previous, _mode = _mode, _check(new_mode)
+  try:
+    yield
+  finally:
+    _mode = previous
+
+
+def enabled() -> bool:
+  """Whether the CPU kernels are used in what is traced now."""
+  m = mode()
+  return m == 'cpu' or (m == 'auto' and jax.default_backend() == 'cpu')
+
+
+# ---------------------------------------------------------------- the switch
+
+
+def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
+  """Pads H and W of NHWC by reflection (numpy 'reflect' == torch ReflectionPad2d)."""
+  return reflect_pad_cpu(x, pad) if enabled() else _reflect_pad_plain(x, pad)
+
+
+def conv3x3_stride2(xp: jax.Array, kernel: jax.Array) -> jax.Array:
+  """VALID 3x3 stride-2 conv of an already padded NHWC image (every down conv)."""
+  return conv3x3_stride2_cpu(xp, kernel) if enabled() else _conv_stride2(xp, kernel)
+
+
+def instance_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float) -> jax.Array:
+  """(x - mean) / sqrt(var + eps) * scale + bias, statistics per image and channel over H, W."""
+  if enabled():
+    return instance_norm_cpu(x, scale, bias, eps)
+  return _instance_norm_fwd(x, scale, bias, eps)[0]
+
+
+# ---------------------------------------------------------------- the plain forms
+
+
+def _reflect_pad_plain(x: jax.Array, pad: int) -> jax.Array:
+  if pad == 0:
+    return x
+  return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
+
+
+# ---------------------------------------------------------------- the CPU kernels
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def reflect_pad_cpu(x: jax.Array, pad: int) -> jax.Array:
+  """Pads H and W by reflection (numpy 'reflect' == torch ReflectionPad2d).
+
+  The gradient folds the padded border back onto the rows and columns it
+  mirrors, in one fused pass per axis; autodiff of jnp.pad's reflect mode
+  made XLA (CPU) write several full-size intermediates per pad instead.
+  """
+  return _reflect_pad_plain(x, pad)
+
+
+def _fold_reflected(g: jax.Array, pad: int, axis: int) -> jax.Array:
+  """Transpose of reflect padding along one axis: border rows add onto their mirrors.
+
+  Padded rows pad-1 .. 0 copy rows 1 .. pad, and the last pad rows copy rows
+  n-2 .. n-1-pad, so their gradients land there (flipped), zero-padded to n.
+  """
+  n = g.shape[axis] - 2 * pad
+  rows = lambda start, stop: jax.lax.slice_in_dim(g, start, stop, axis=axis)
+  zero = jnp.zeros((), g.dtype)
+  def placed(block, before):
+    config = [(0, 0, 0)] * g.ndim
+    config[axis] = (before, n - before - pad, 0)
+    return jax.lax.pad(jnp.flip(block, axis), zero, config)
+  return (rows(pad, pad + n) + placed(rows(0, pad), 1)
+          + placed(rows(pad + n, n + 2 * pad), n - 1 - pad))
+
+
+def _reflect_pad_fwd(x, pad):
+  return _reflect_pad_plain(x, pad), None
+
+
+def _reflect_pad_bwd(pad, _, g):
+  if pad == 0:
+    return (g,)
+  return (_fold_reflected(_fold_reflected(g, pad, 1), pad, 2),)
+
+reflect_pad_cpu.defvjp(_reflect_pad_fwd, _reflect_pad_bwd)
+
+
+def _conv_stride2(xp: jax.Array, kernel: jax.Array) -> jax.Array:
+  return jax.lax.conv_general_dilated(xp, kernel, (2, 2), 'VALID', dimension_numbers=_NHWC)
+
+
+@jax.custom_vjp
+def conv3x3_stride2_cpu(xp: jax.Array, kernel: jax.Array) -> jax.Array:
+  """VALID 3x3 stride-2 conv of an already padded NHWC image (every down conv).
+
+  Same forward as lax; the input gradient of large ones is computed by output
+  parity (stride2_input_grad) instead of XLA's conv over a zero-dilated
+  gradient, which on CPU took 1.5-4x as long.
+  """
+  return _conv_stride2(xp, kernel)
+
+
+def stride2_input_grad(g: jax.Array, kernel: jax.Array, height: int, width: int) -> jax.Array:
+  """Gradient of conv3x3_stride2_cpu with respect to its (height, width) input.
+
+  Input row 2p receives g[p] w0 + g[p-1] w2 and row 2p+1 receives g[p] w1, so
+  with g zero-padded by one on each side every (row, column) parity is a
+  stride-1 VALID conv of that padded g with taps (w2, w0) or (w1,): 9 taps in
+  all, the forward's work. The four parities interleave back into rows and
+  columns.
+  """
+  n, rows, cols, _ = g.shape
+  gz = jnp.pad(g, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  wt = jnp.swapaxes(kernel, 2, 3)                # (3, 3, out, in): the transposed conv
+  parities = ((jnp.array([2, 0]), 0), (jnp.array([1]), 1))  # (taps, first row of gz)
+  grid = [[jax.lax.conv_general_dilated(gz[:, r0:, c0:], wt[rt][:, ct], (1, 1), 'VALID',
+                                        dimension_numbers=_NHWC)
+           for ct, c0 in parities] for rt, r0 in parities]
+  dx = jnp.stack([jnp.stack(row, axis=3) for row in grid], axis=2)  # (n, rows+1, 2, cols+1, 2, in)
+  dx = dx.reshape(n, 2 * rows + 2, 2 * cols + 2, kernel.shape[2])
+  return dx[:, :height, :width]
+
+
+def _use_parity_grad(xp_shape, kernel_shape) -> bool:
+  # Measured on a 2-core CPU (BENCHMARKS.md): the parity form wins from 32x32
+  # outputs and 16 input channels up (input gradient 1.5-4x faster), and loses
+  # on 16x16 outputs or 3-channel inputs, where four small convs cost more
+  # than one.
+  out_rows = (xp_shape[1] - 3) // 2 + 1
+  out_cols = (xp_shape[2] - 3) // 2 + 1
+  return out_rows * out_cols >= 32 * 32 and kernel_shape[2] >= 16
+
+
+def _conv3x3_stride2_fwd(xp, kernel):
+  return _conv_stride2(xp, kernel), (xp, kernel)
+
+
+def _conv3x3_stride2_bwd(residuals, g):
+  xp, kernel = residuals
+  if _use_parity_grad(xp.shape, kernel.shape):
+    dxp = stride2_input_grad(g, kernel, xp.shape[1], xp.shape[2])
+    dkernel = jax.vjp(lambda k: _conv_stride2(xp, k), kernel)[1](g)[0]
+    return dxp, dkernel
+  return jax.vjp(_conv_stride2, xp, kernel)[1](g)
+
+conv3x3_stride2_cpu.defvjp(_conv3x3_stride2_fwd, _conv3x3_stride2_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def instance_norm_cpu(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float) -> jax.Array:
+  """(x - mean) / sqrt(var + eps) * scale + bias, statistics per image and channel over H, W.
+
+  A hand-written gradient: autodiff of the textbook form made XLA (CPU) emit
+  several reductions per norm, each re-reading fused producer chains; this
+  backward pass reads g and x_hat once for the two sums it needs, then writes
+  dx once. The G L1 gradient took 25% less time and half the compile time.
+  """
+  return _instance_norm_fwd(x, scale, bias, eps)[0]
+
+
+def _instance_norm_fwd(x, scale, bias, eps):
+  mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+  centred = x - mean
+  var = jnp.mean(centred * centred, axis=(1, 2), keepdims=True)  # biased, two-pass as torch
+  inv_std = jax.lax.rsqrt(var + eps)
+  x_hat = centred * inv_std
+  return x_hat * scale + bias, (x_hat, inv_std, scale)
+
+
+def _instance_norm_bwd(eps, residuals, g):
+  del eps
+  x_hat, inv_std, scale = residuals
+  count = x_hat.shape[1] * x_hat.shape[2]
+  sum_g = jnp.sum(g, axis=(1, 2), keepdims=True)
+  sum_g_xhat = jnp.sum(g * x_hat, axis=(1, 2), keepdims=True)
+  # d/dx of the normalisation: project out the mean and the x_hat direction.
+  dx = (scale * inv_std) * (g - (sum_g + x_hat * sum_g_xhat) / count)
+  # The param gradients sum the per-image sums over the batch as a product
+  # with ones: written as a sum, XLA folds sum(sum(.)) into a second pass over
+  # the full activation (as an unfused reduce-window on CPU), 4% of a block.
+  # HIGHEST precision: TPUs and TF32 GPUs would otherwise round the operands.
+  n, c = x_hat.shape[0], x_hat.shape[-1]
+  batch_sum = lambda s: jnp.dot(jnp.ones((n,), s.dtype), s.reshape(n, c),
+                                precision=jax.lax.Precision.HIGHEST)
+  return dx, batch_sum(sum_g_xhat), batch_sum(sum_g)
+
+instance_norm_cpu.defvjp(_instance_norm_fwd, _instance_norm_bwd)
