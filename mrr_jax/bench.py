@@ -1,139 +1,335 @@
-r"""Benchmarks: the compiled train step of a config's phase, inference, or the input pipeline.
+r"""Benchmarks: the compiled train steps and inference on whatever devices exist, or the input pipeline.
 
-  python -m mrr_jax.bench --config configs/mrrnet.py --mode train --config.batch_size=4
-  python -m mrr_jax.bench --config configs/mrrgan.py --mode train --config.batch_size=4
-  python -m mrr_jax.bench --config configs/mrrnet.py --mode infer --config.batch_size=4
+  python -m mrr_jax.bench --config configs/mrrnet.py --sweep
+  python -m mrr_jax.bench --config configs/mrrnet.py --phases l1,gan --batch_sizes 4 \
+      --dtypes float32 --json runs/bench.jsonl --markdown runs/bench.md
+  python -m mrr_jax.bench --config configs/mrrnet.py --mode infer --batch_sizes 16
   python -m mrr_jax.bench --config configs/mrrnet.py --mode input --config.data.train_dir=DIR
 
-Synthetic batches on whatever devices exist; no data set or weight files (the
-GAN phase times a random VGG19). Prints one JSON object per line.
+Synthetic batches, a random VGG19 for the GAN phase: no data set, no weight
+file, and for --mode train|infer nothing beyond jax, flax, optax,
+ml_collections and numpy (no TensorFlow, TFDS or grain), so it runs on a bare
+accelerator image. Each case (phase x per-device batch x dtype) is compiled
+first (lower + compile, timed apart), warmed up, then timed over windows of
+pipelined steps (dispatched back to back, blocked once at the end of each
+window); the figure is the median window. Reported: images/s, step ms,
+compile s, peak device memory, the executed FLOPs of the compiled program
+(XLA's cost analysis) beside the authors' network's FLOPs (model FLOPs:
+nearest-upsample convs and VGG padding counted as written), and MFU of both
+against the device's dense peak for the dtype (no MFU for a kind the table
+does not know, and the row says so). One JSON object per case on stdout (and
+--json); a Markdown table at the end (and --markdown). --budget_s stops the
+sweep before a case that would not fit.
 """
+import dataclasses
 import json
 import os
+import re
 import resource
 import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from absl import app, flags
+from absl import flags
 import jax
 import jax.numpy as jnp
+import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
 from mrr_jax import cli
-from mrr_jax import platform
 
 config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
 _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'infer', 'input'], 'What to time.')
-_ITERS = flags.DEFINE_integer('iters', 7, 'Timed iterations (the median is reported).')
-_WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed iterations after compilation.')
+_SWEEP = flags.DEFINE_bool('sweep', False, 'Both phases x the platform\'s batch sizes x dtypes.')
+_PHASES = flags.DEFINE_list('phases', None, 'l1,gan (default: the config\'s phase).')
+_BATCHES = flags.DEFINE_list('batch_sizes', None, 'Per-device batch sizes (default: the '
+                             'config\'s batch_size over the devices).')
+_DTYPES = flags.DEFINE_list('dtypes', None, 'float32,bfloat16 (default: the config\'s).')
+_STEPS = flags.DEFINE_integer('steps', 10, 'Steps per timed window.')
+_WINDOWS = flags.DEFINE_integer('windows', 3, 'Timed windows per case (the median is reported).')
+_WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed steps after compilation.')
+_BUDGET = flags.DEFINE_float('budget_s', 0, 'Stop before a case that would end past this many '
+                             'seconds from the start (0 = no limit).')
+_JSON = flags.DEFINE_string('json', None, 'Also append the JSON lines to this file.')
+_MARKDOWN = flags.DEFINE_string('markdown', None, 'Also write the Markdown table to this file.')
+_PROFILE = flags.DEFINE_string('profile_dir', None, 'Trace one window per case here (TensorBoard '
+                               'profile plugin / Perfetto).')
 flags.mark_flags_as_required(['config'])
 
-# Forward GFLOP per 128x128 image (ARCH.md "Cost"); a step's FLOPs follow from them.
-G_FWD_GFLOP = 13.55
-L1_STEP_GFLOP = 40.62
-GAN_STEP_GFLOP = 172.30
-# Dense peak TFLOP/s of known accelerators (bf16 / f32-via-TF32 where it applies).
-PEAK_TFLOPS = {'NVIDIA H100': 989.0, 'NVIDIA H200': 989.0, 'NVIDIA A100': 312.0,
-               'TPU v4': 275.0, 'TPU v5 lite': 197.0, 'TPU v5e': 197.0, 'TPU v5p': 459.0}
+# GFLOP per 128x128 image of the authors' network as written (docs/architecture.md#cost).
+MODEL_GFLOP = {'infer': 13.55, 'l1': 40.62, 'gan': 172.30}
+# ... which hold for this generator only (other widths or attention: no model FLOPs).
+PAPER_MODEL = {'base_channels': 32, 'max_channels': 128, 'num_down': 3, 'num_res': 10,
+               'attention': 'mrr', 'att_kernels': (1, 3, 5, 7)}
 
 
-def _peak(kind: str):
-  for name, peak in PEAK_TFLOPS.items():
-    if kind.startswith(name):
-      return peak
-  return None
+def model_gflop(model_config, phase: str) -> Optional[float]:
+  """MODEL_GFLOP[phase] when model_config is the paper's generator, else None."""
+  fields = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in model_config.items()}
+  return MODEL_GFLOP[phase] if fields == PAPER_MODEL else None
+
+# Dense peak TFLOP/s per device, by the dtype the convolutions run in: bfloat16,
+# and float32 as the platform runs it by default (TF32 tensor cores on NVIDIA
+# GPUs; one bf16 MXU pass on TPUs, so the bf16 figure). Matched in order by a
+# regular expression on device_kind: the H100's PCIe and NVL boards before the
+# SXM part, TPU v5p (which reports 'TPU v5') after 'TPU v5 lite'.
+PEAKS: Tuple[Tuple[str, str, Dict[str, float]], ...] = (
+    (r'^NVIDIA H100.*PCIe', 'H100 PCIe', {'bfloat16': 756.0, 'float32': 378.0}),
+    (r'^NVIDIA H100.*NVL', 'H100 NVL', {'bfloat16': 835.0, 'float32': 417.5}),
+    (r'^NVIDIA H100', 'H100 SXM', {'bfloat16': 989.4, 'float32': 494.7}),
+    (r'^NVIDIA H200', 'H200', {'bfloat16': 989.4, 'float32': 494.7}),
+    (r'^NVIDIA A100', 'A100', {'bfloat16': 312.0, 'float32': 156.0}),
+    (r'^NVIDIA L4$', 'L4', {'bfloat16': 121.0, 'float32': 60.5}),
+    (r'^TPU v4$', 'TPU v4', {'bfloat16': 275.0, 'float32': 275.0}),
+    (r'^TPU v5 ?lite$|^TPU v5e$', 'TPU v5e', {'bfloat16': 197.0, 'float32': 197.0}),
+    (r'^TPU v5p?$', 'TPU v5p', {'bfloat16': 459.0, 'float32': 459.0}),
+    (r'^TPU v6 ?lite$|^TPU v6e$', 'TPU v6e', {'bfloat16': 918.0, 'float32': 918.0}),
+)
 
 
-def _peak_memory_mb() -> float:
-  stats = jax.local_devices()[0].memory_stats() or {}
-  if 'peak_bytes_in_use' in stats:
-    return stats['peak_bytes_in_use'] / 2**20
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # host RSS on CPU
+def peak_tflops(device_kind: str, dtype: str) -> Tuple[Optional[float], str]:
+  """(dense peak TFLOP/s per device or None, what was matched or why not)."""
+  for pattern, name, peaks in PEAKS:
+    if re.search(pattern, device_kind):
+      return peaks.get(dtype), name
+  return None, f'no peak known for {device_kind!r}: MFU not computed'
 
 
-def _synthetic_batch(batch_size: int):
+def sweep_cases(platform: str) -> Dict[str, List[Any]]:
+  """What --sweep runs: both phases; bf16 only where it is native; sizes that fit."""
+  if platform == 'cpu':
+    return {'phases': ['l1', 'gan'], 'batch_sizes': [4], 'dtypes': ['float32']}
+  return {'phases': ['l1', 'gan'], 'batch_sizes': [16, 64], 'dtypes': ['bfloat16', 'float32']}
+
+
+@dataclasses.dataclass
+class Case:
+  mode: str          # 'train' or 'infer'
+  phase: str         # 'l1', 'gan' ('infer' for inference)
+  per_device: int
+  dtype: str
+
+
+def _synthetic_batch(batch_size: int) -> Dict[str, np.ndarray]:
   rng = np.random.default_rng(0)
   return {'input': rng.uniform(-1, 1, (batch_size, 128, 128, 3)).astype(np.float32),
-          'hr': rng.uniform(-1, 1, (batch_size, 128, 128, 3)).astype(np.float32),
-          'lr': rng.uniform(-1, 1, (batch_size, 16, 16, 3)).astype(np.float32)}
+          'hr': rng.uniform(-1, 1, (batch_size, 128, 128, 3)).astype(np.float32)}
 
 
-def _time(fn, iters: int, warmup: int):
+def _case_config(base: ml_collections.ConfigDict, case: Case) -> ml_collections.ConfigDict:
+  config = base.copy_and_resolve_references()
+  with config.unlocked():
+    config.phase = case.phase if case.mode == 'train' else 'l1'
+    config.batch_size = case.per_device * jax.device_count()
+    config.compute_dtype = case.dtype
+    if config.phase == 'gan' and not config.vgg_weights:
+      config.allow_random_vgg = True
+  return config
+
+
+def _device_batch(batch_size: int):
+  from mrr_jax.train import parallel  # pylint: disable=g-import-not-at-top
+  sharding = parallel.device_axis_sharding(jax.local_devices())
+  return jax.device_put(parallel.shard(_synthetic_batch(batch_size)), sharding)
+
+
+def _compiled_train(config):
+  """(compiled step, its arguments builder): the trainer's own step, compiled ahead."""
+  from mrr_jax.train import parallel, setup  # pylint: disable=g-import-not-at-top
+  run = setup.create(config, steps_per_epoch=1000)
+  state = parallel.replicate(run.state)
+  batch = _device_batch(config.batch_size)
   t0 = time.perf_counter()
-  jax.block_until_ready(fn())
+  lowered = run.step_fn.lower(state, batch)
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - t0
-  for _ in range(warmup):
-    jax.block_until_ready(fn())
-  times = []
-  for _ in range(iters):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - t0)
-  return compile_s, float(np.median(times))
+  holder = {'state': state}
+
+  def step():
+    holder['state'], metrics = run.step_fn.call_compiled(compiled, holder['state'], batch)
+    return metrics
+
+  return compiled, compile_s, step
 
 
-def bench_train(config):
-  from mrr_jax import parallel, train  # pylint: disable=g-import-not-at-top
-  parallel.check_batch_size(config.batch_size)
-  generator, discriminator = train.build_models(config)
-  g_tx, d_tx, _ = train.make_optimizers(config, steps_per_epoch=1000)
-  state = train.init_state(config, generator, discriminator, g_tx, d_tx, 0)
-  vgg_params, mode = train.load_vgg(config) if config.phase == 'gan' else (None, 'torch')
-  step_fn = train.make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg_params, mode)
-  holder = {'state': parallel.replicate(state)}
-  batch = jax.tree_util.tree_map(jnp.asarray, parallel.shard(_synthetic_batch(config.batch_size)))
-
-  def run():
-    holder['state'], m = step_fn(holder['state'], batch)
-    return m
-
-  compile_s, step_s = _time(run, _ITERS.value, _WARMUP.value)
-  gflop = L1_STEP_GFLOP if config.phase == 'l1' else GAN_STEP_GFLOP
-  return step_s, compile_s, gflop
-
-
-def bench_infer(config):
-  from mrr_jax import parallel, train  # pylint: disable=g-import-not-at-top
+def _compiled_infer(config):
   from mrr_jax.models import init as model_init  # pylint: disable=g-import-not-at-top
-  parallel.check_batch_size(config.batch_size)
-  generator, _ = train.build_models(config)
-  params = model_init.init_generator(generator, 0)
-  params = parallel.replicate(params)
+  from mrr_jax.train import parallel, state as state_lib  # pylint: disable=g-import-not-at-top
+  from mrr_jax.models import kernels  # pylint: disable=g-import-not-at-top
+  kernels.set_mode(config.kernels)
+  generator, _ = state_lib.build_models(config)
+  params = parallel.replicate(model_init.init_generator(generator, 0))
   predict = jax.pmap(lambda p, x: generator.apply({'params': p}, x))
-  x = jnp.asarray(parallel.shard(_synthetic_batch(config.batch_size))['input'])
-  compile_s, step_s = _time(lambda: predict(params, x), _ITERS.value, _WARMUP.value)
-  return step_s, compile_s, G_FWD_GFLOP
+  x = _device_batch(config.batch_size)['input']
+  t0 = time.perf_counter()
+  compiled = predict.lower(params, x).compile()
+  compile_s = time.perf_counter() - t0
+  return compiled, compile_s, lambda: compiled(params, x)
 
 
-def run(config, mode: str):
-  if mode == 'input':
-    from mrr_jax import input_bench  # pylint: disable=g-import-not-at-top
-    return input_bench.benchmark_input(config)
-  step_s, compile_s, gflop_per_image = (bench_train if mode == 'train' else bench_infer)(config)
+def _time_windows(step, steps: int, windows: int, warmup: int,
+                  profile_dir: Optional[str]) -> List[float]:
+  """Seconds per step of each window of `steps` pipelined steps (one block per window)."""
+  for _ in range(max(warmup, 1)):
+    jax.block_until_ready(step())
+  out = []
+  for w in range(windows):
+    if profile_dir and w == 0:
+      jax.profiler.start_trace(profile_dir)
+    t0 = time.perf_counter()
+    result = None
+    for _ in range(steps):
+      result = step()
+    jax.block_until_ready(result)
+    out.append((time.perf_counter() - t0) / steps)
+    if profile_dir and w == 0:
+      jax.profiler.stop_trace()
+  return out
+
+
+def _executed_flops(compiled) -> Optional[float]:
+  """FLOPs of one execution of the compiled program per device (XLA's cost analysis)."""
+  try:
+    analysis = compiled.cost_analysis()
+  except Exception:  # pylint: disable=broad-except
+    return None
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else None
+  flops = (analysis or {}).get('flops')
+  return float(flops) if flops and flops > 0 else None
+
+
+def _memory(compiled) -> Dict[str, Optional[float]]:
+  """Peak device memory (MiB) where the device reports it; the compiled program's needs."""
+  stats = jax.local_devices()[0].memory_stats() or {}
+  out = {'peak_device_mib': stats['peak_bytes_in_use'] / 2**20
+         if 'peak_bytes_in_use' in stats else None,
+         'host_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+  try:
+    mem = compiled.memory_analysis()
+    out['program_temp_mib'] = mem.temp_size_in_bytes / 2**20
+    out['program_args_mib'] = mem.argument_size_in_bytes / 2**20
+  except Exception:  # pylint: disable=broad-except
+    pass
+  return out
+
+
+def run_case(base_config, case: Case, steps: int, windows: int, warmup: int,
+             profile_dir: Optional[str] = None) -> Dict[str, Any]:
+  """One benchmark row."""
+  config = _case_config(base_config, case)
+  compiled, compile_s, step = (_compiled_train if case.mode == 'train'
+                               else _compiled_infer)(config)
+  trace = os.path.join(profile_dir, f'{case.phase}_b{case.per_device}_{case.dtype}') \
+      if profile_dir else None
+  per_step = _time_windows(step, steps, windows, warmup, trace)
+  step_s = float(np.median(per_step))
   devices = jax.devices()
-  kind = devices[0].device_kind
-  tflops = gflop_per_image * config.batch_size / step_s / 1e3
-  peak = _peak(kind)
-  result = {
-      'mode': mode, 'phase': config.phase if mode == 'train' else 'infer',
-      'batch': config.batch_size, 'images_per_s': config.batch_size / step_s,
-      'median_step_ms': step_s * 1e3, 'compile_s': compile_s, 'devices': len(devices),
-      'device_kind': kind, 'platform': devices[0].platform, 'host_cores': os.cpu_count(),
-      'peak_memory_mb': _peak_memory_mb(), 'model_tflops': tflops,
-      'compute_dtype': config.compute_dtype,
+  kind, n = devices[0].device_kind, len(devices)
+  images = config.batch_size
+  executed = _executed_flops(compiled)
+  executed_total = executed * n if executed else None  # the program runs on every device
+  gflop = model_gflop(config.model, case.phase)
+  model_total = gflop * 1e9 * images if gflop else None
+  peak, peak_name = peak_tflops(kind, case.dtype)
+  row = {
+      'mode': case.mode, 'phase': case.phase, 'dtype': case.dtype,
+      'per_device_batch': case.per_device, 'global_batch': images, 'devices': n,
+      'device_kind': kind, 'platform': devices[0].platform,
+      'images_per_s': images / step_s, 'step_ms': step_s * 1e3,
+      'window_step_ms': [t * 1e3 for t in per_step], 'compile_s': compile_s,
+      'executed_tflop_per_step': executed_total / 1e12 if executed_total else None,
+      'model_tflop_per_step': model_total / 1e12 if model_total else None,
+      'executed_tflops': executed_total / step_s / 1e12 if executed_total else None,
+      'model_tflops': model_total / step_s / 1e12 if model_total else None,
+      'peak_tflops_per_device': peak, 'peak': peak_name,
+      'mfu_executed': executed_total / step_s / (peak * 1e12 * n) if peak and executed_total
+                      else None,
+      'mfu_model': model_total / step_s / (peak * 1e12 * n) if peak and model_total else None,
+      'kernels': config.kernels, 'host_cores': os.cpu_count(),
       'xla_flags': os.environ.get('XLA_FLAGS', ''),
       'glibc_tunables': os.environ.get('GLIBC_TUNABLES', ''),
+      'jax': jax.__version__,
   }
-  if peak:
-    result['mfu'] = tflops / (peak * len(devices))
-  return result
+  row.update(_memory(compiled))
+  return row
+
+
+def _fmt(value, spec: str) -> str:
+  return '-' if value is None else format(value, spec)
+
+
+def markdown_table(rows: Sequence[Dict[str, Any]]) -> str:
+  """One line per case: what was measured and against which peak."""
+  head = ('| mode | phase | dtype | batch/dev | devices | images/s | step ms | compile s | '
+          'executed TFLOP/s | MFU (executed) | MFU (model) | peak mem MiB | device |')
+  lines = [head, '|' + '|'.join(['---'] * (head.count('|') - 1)) + '|']
+  for r in rows:
+    if 'skipped' in r:
+      lines.append(f'| {r["mode"]} | {r["phase"]} | {r["dtype"]} | {r["per_device_batch"]} | | '
+                   f'skipped: {r["skipped"]} | | | | | | | |')
+      continue
+    mem = r.get('peak_device_mib') or r.get('program_temp_mib')
+    lines.append(
+        f'| {r["mode"]} | {r["phase"]} | {r["dtype"]} | {r["per_device_batch"]} | '
+        f'{r["devices"]} | {r["images_per_s"]:.2f} | {r["step_ms"]:.1f} | {r["compile_s"]:.1f} | '
+        f'{_fmt(r["executed_tflops"], ".2f")} | {_fmt(r["mfu_executed"], ".1%")} | '
+        f'{_fmt(r["mfu_model"], ".1%")} | {_fmt(mem, ".0f")} | {r["device_kind"]} ({r["peak"]}) |')
+  return '\n'.join(lines)
+
+
+def _cases(config) -> List[Case]:
+  mode = _MODE.value
+  chosen = sweep_cases(jax.devices()[0].platform) if _SWEEP.value else {}
+  phases = _PHASES.value or chosen.get('phases') or [config.phase]
+  if mode == 'infer':
+    phases = ['infer']
+  default_batch = [max(config.batch_size // jax.device_count(), 1)]
+  batches = [int(b) for b in (_BATCHES.value or chosen.get('batch_sizes') or default_batch)]
+  dtypes = _DTYPES.value or chosen.get('dtypes') or [config.compute_dtype]
+  return [Case(mode, p, b, d) for p in phases for b in batches for d in dtypes]
+
+
+def _emit(row: Dict[str, Any]) -> None:
+  line = json.dumps(row)
+  print(line, flush=True)
+  if _JSON.value:
+    with open(_JSON.value, 'a') as f:
+      f.write(line + '\n')
 
 
 def main(argv):
   del argv
-  print(json.dumps(run(flags.FLAGS.config, _MODE.value)), flush=True)
+  config = flags.FLAGS.config
+  if _MODE.value == 'input':
+    from mrr_jax.data import throughput  # pylint: disable=g-import-not-at-top
+    _emit(throughput.benchmark_input(config))
+    return
+  start, rows, last_cost = time.perf_counter(), [], 0.0
+  for case in _cases(config):
+    elapsed = time.perf_counter() - start
+    if _BUDGET.value and rows and elapsed + last_cost > _BUDGET.value:
+      rows.append({'mode': case.mode, 'phase': case.phase, 'dtype': case.dtype,
+                   'per_device_batch': case.per_device,
+                   'skipped': f'budget ({elapsed:.0f} s of {_BUDGET.value:.0f} s used)'})
+      _emit(rows[-1])
+      continue
+    t0 = time.perf_counter()
+    try:
+      row = run_case(config, case, _STEPS.value, _WINDOWS.value, _WARMUP.value, _PROFILE.value)
+    except Exception as e:  # pylint: disable=broad-except
+      # One case that does not fit (e.g. out of memory) must not lose the others.
+      row = {'mode': case.mode, 'phase': case.phase, 'dtype': case.dtype,
+             'per_device_batch': case.per_device, 'skipped': f'{type(e).__name__}: {e}'[:300]}
+    last_cost = time.perf_counter() - t0
+    rows.append(row)
+    _emit(row)
+  table = markdown_table(rows)
+  print(table, flush=True)
+  if _MARKDOWN.value:
+    with open(_MARKDOWN.value, 'w') as f:
+      f.write(table + '\n')
 
 
 if __name__ == '__main__':
-  platform.reexec_with_hugepage_malloc()  # First: it restarts the process.
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main, config_flags=True)
