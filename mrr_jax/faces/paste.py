@@ -54,3 +54,17 @@ def paste_face(photo: np.ndarray, face: np.ndarray, matrix: np.ndarray, *,
   region = out[y0:y1, x0:x1].astype(np.float32)
   out[y0:y1, x0:x1] = np.clip(np.round(region * (1 - alpha) + pixels * alpha), 0, 255)
   return out
+
+
+def match_colour(face: np.ndarray, reference: np.ndarray, feather: float = 0.1) -> np.ndarray:
+  """`face` with each channel's mean moved to `reference`'s, weighted by the paste mask.
+
+  The network's output can drift a few levels in colour from the photo (a
+  tint over the whole crop shows as a halo once pasted). reference is the
+  photo's own pixels for the same crop (the bicubic-upsampled LR): matching
+  the means under the mask removes the tint and keeps the detail.
+  """
+  mask = feather_mask(face.shape[1], face.shape[0], feather)[..., None]
+  weight = mask.sum()
+  shift = ((reference.astype(np.float64) - face.astype(np.float64)) * mask).sum((0, 1)) / weight
+  return np.clip(np.round(face.astype(np.float64) + shift), 0, 255).astype(np.uint8)
