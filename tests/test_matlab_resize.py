@@ -216,3 +216,32 @@ def test_bad_arguments():
     matlab_resize.imresize(IN, 0.5, border='wrap')
   with pytest.raises(ValueError, match='integer or float'):
     matlab_resize.imresize(IN.astype(bool), 0.5)
+
+
+def test_lr_synthesis_by_matlab_resize_in_training_and_evaluation(tmp_path):
+  """data.resize / evaluate --resize make LR with imresize; 'pil' stays PIL's."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from mrr_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from mrr_jax.data import degradations, pairs, pipeline  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(8)
+  hr = np.clip(rng.normal(128, 50, (128, 128, 3)), 0, 255).astype(np.uint8)
+  pil = degradations.make_lr(hr, 'pil')
+  mat = degradations.make_lr(hr, 'matlab')
+  np.testing.assert_array_equal(pil, np.asarray(Image.fromarray(hr).resize((16, 16),
+                                                                         Image.BICUBIC)))
+  np.testing.assert_array_equal(mat, matlab_resize.imresize(hr, (16, 16)))
+  assert np.abs(pil.astype(int) - mat).max() > 0  # the two kernels differ
+  # Training: the pipeline's LR (no flip, no zoom) is imresize of the HR.
+  ds = pipeline.train_dataset([{'hr': hr}], 1, seed=0, scale_range=(1.0, 1.0), flip=False,
+                              lr_resize='matlab')
+  lr = np.round((ds[0]['lr'][0] + 1) * 127.5).astype(np.uint8)
+  np.testing.assert_array_equal(lr, mat)
+  # Evaluation without LR files: the pair's LR is made the same way.
+  (tmp_path / 'HR').mkdir()
+  Image.fromarray(hr).save(tmp_path / 'HR' / 'a.png')
+  examples, _ = pairs.load_pairs(str(tmp_path / 'HR'), lr_resize='matlab')
+  np.testing.assert_array_equal(examples[0].lr, mat)
+  result = evaluate.run('bicubic', str(tmp_path / 'HR'), resize='matlab')
+  assert result['protocol']['lr_source'] == 'made from HR (matlab bicubic 128->16)'
+  with pytest.raises(ValueError, match='LR resize must be one of pil, matlab'):
+    degradations.make_lr(hr, 'lanczos')

@@ -14,6 +14,7 @@ import pytest
 
 from configs import ablation
 from configs import recipes
+from configs.recipes import _common as recipes_common
 
 # The paper's tables (Huang et al., ICANN 2022), x8 on the DIC test pairs.
 # Table 1: (data set, method) -> PSNR, SSIM, LPIPS.
@@ -228,13 +229,23 @@ def test_ablation_arguments_still_work():
 STEPS = {'celeba_face_sr': (271_300, 54_260), 'helen_face_sr': (3_340, 668)}
 
 
+# At batch 16: ceil(162770 / 16) = ceil(10173.1) = 10174 (20 epochs 203,480, decay every 40,696);
+# ceil(2000 / 16) = 125 (2,500 and 500).
+STEPS_AT_16 = {'celeba_face_sr': (203_480, 40_696), 'helen_face_sr': (2_500, 500)}
+
+
 @pytest.mark.parametrize('name', RECIPES)
 def test_recipe_schedule(name):
   config = _load(name).get_config()
   steps, decay = STEPS[config.data.name]
-  assert config.batch_size == 12
-  assert (config.num_train_steps, config.lr_decay_every_steps) == (steps, decay)
+  assert config.batch_size == 12 and config.num_epochs == 20
+  assert config.num_train_steps == 0 and config.lr_decay_every_steps == 0  # from epochs
+  assert recipes_common.schedule_steps(config) == (steps, decay)
   assert str(steps) in _load(name).__doc__.replace(',', '')  # the docstring states the count
+  config.batch_size = 16  # still 20 epochs, decay every 4
+  assert recipes_common.schedule_steps(config) == STEPS_AT_16[config.data.name]
+  config.num_train_steps = 1234  # an override wins
+  assert recipes_common.schedule_steps(config)[0] == 1234
 
 
 # ------------------------------------------------------------------ the commands

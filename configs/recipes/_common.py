@@ -1,10 +1,11 @@
 """What the recipes share: the authors' schedule in steps, and the ablations' model settings.
 
 The authors' README trains `--batch_size 12 --total_epochs 20`; the paper does
-not state the length. We count steps: 20 epochs of the training split at the
-global batch size (the G learning-rate decay stays x0.7 every 4 epochs).
+not state the length. The recipes set num_epochs = 20 (and the G learning-rate
+decay x0.7 every 4 epochs); the trainer turns them into steps from the split's
+size and the global batch (mrr_jax.train.state.epoch_steps: ceil, as the
+authors' DataLoader), so another --config.batch_size keeps 20 epochs.
 """
-import math
 
 import ml_collections
 
@@ -23,10 +24,18 @@ PHASE_ARGS = {'': 'gan', 'phase1': 'l1'}
 def apply_schedule(config, dataset: str):
   config.data.name = dataset
   config.batch_size = BATCH_SIZE
-  steps_per_epoch = math.ceil(TRAIN_EXAMPLES[dataset] / BATCH_SIZE)
-  config.num_train_steps = EPOCHS * steps_per_epoch
-  config.lr_decay_every_steps = 4 * steps_per_epoch
+  config.num_epochs = EPOCHS              # steps from the split's size at run time:
+  config.num_train_steps = 0              # schedule_steps() says how many
+  config.lr_decay_every_epochs = 4
+  config.lr_decay_every_steps = 0
   return config
+
+
+def schedule_steps(config) -> tuple:
+  """(train steps, lr decay steps) the trainer will derive for a recipe on its data set."""
+  from mrr_jax.train import state  # pylint: disable=g-import-not-at-top
+  per_epoch = state.epoch_steps(TRAIN_EXAMPLES[config.data.name], config.batch_size)
+  return state.train_steps(config, per_epoch), state.lr_decay_steps(config, per_epoch)
 
 
 def recipe_config(phase: str, dataset: str, variant: str = '') -> ml_collections.ConfigDict:
