@@ -7,10 +7,19 @@ optimize_parameters() for phase 2 (G step, then D step on SR from the updated
 G), twice on the same batch. Here the same weights go through mrr_jax's own
 pmapped train steps, full-size models, and every stored item is compared:
 losses, SR and D(HR) after, the spectral-norm vectors, and for every
-parameter the update's norm, sum and projection on a seeded probe (and the
-whole update for small ones). float32 cannot be compared this way: Adam turns
-rounding-level gradients into updates of +-lr.
+parameter the update's norm, sum and projection on a seeded probe. float32
+cannot be compared this way: Adam turns rounding-level gradients into updates
+of +-lr.
+
+The tree keeps the file small (0.65 MB): the batch is rebuilt from the recipe
+(uniform_images, as the authors' run made it), SR after is stored at every 4th
+pixel plus its full sum and norm, and the whole-update arrays are left out.
+With ../shared/reference/golden/golden_iterations.npz present (the authors'
+complete file, 4 MB), the whole SR images and the whole updates of the small
+parameters are compared as well.
 """
+import os
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -28,9 +37,29 @@ from tests.conftest import DATA_DIR, SEED, golden, nhwc, recipe_state
 RTOL = 1e-9  # both phases agree to 2e-11 or better (docs/golden.md#two-training-iterations)
 
 
+FULL_FILE = os.path.join(os.path.dirname(DATA_DIR), '..', '..', 'shared', 'reference', 'golden',
+                         'golden_iterations.npz')
+
+
 @pytest.fixture(scope='module')
 def ref():
-  return golden('iterations')
+  out = golden('iterations')
+  out['input'] = golden_recipe.uniform_images(SEED + 1)
+  out['hr'] = golden_recipe.uniform_images(SEED + 4)
+  if os.path.isfile(FULL_FILE):  # the whole arrays too (optional development data)
+    full = np.load(FULL_FILE)
+    out.update({k: full[k] for k in full.files if k.endswith(('/full', '/sr_after'))})
+  return out
+
+
+def _check_sr(sr_nhwc, ref, prefix):
+  """SR after against the stored every-4th-pixel image, full sum and norm (and the whole image)."""
+  sr = np.transpose(sr_nhwc, (0, 3, 1, 2))
+  assert _relative_l2(sr[:, :, ::4, ::4], ref[f'{prefix}/sr_after/every4']) < RTOL
+  assert abs(sr.sum() - float(ref[f'{prefix}/sr_after/sum'])) <= RTOL * np.linalg.norm(sr)
+  assert abs(np.linalg.norm(sr) / float(ref[f'{prefix}/sr_after/norm']) - 1) < RTOL
+  if f'{prefix}/sr_after' in ref:
+    assert _relative_l2(sr, ref[f'{prefix}/sr_after']) < RTOL
 
 
 def _torch_state(which, seed, gain):
@@ -99,7 +128,7 @@ def _run(config, ref):
 
 
 def _check_updates(ref, prefix, keys, before, after, probe_seed):
-  """Every key's update (after - before): norm, sum, probe projection, full when stored."""
+  """Every key's update (after - before): norm, sum, probe projection, whole when loaded."""
   rng = np.random.default_rng(probe_seed)
   for key in keys:
     update = after[key] - before[key]
@@ -136,7 +165,7 @@ def test_l1_phase_two_iterations(ref):
     generator, _, before, after, history, batch = _run(mrrnet.get_config(), ref)
     sr = np.asarray(generator.apply({'params': _as64(after.g_params)}, batch['input']))
   np.testing.assert_allclose([h['l1'] for h in history], ref['l1/losses'], rtol=RTOL)
-  assert _relative_l2(sr, nhwc(ref['l1/sr_after'])) < RTOL
+  _check_sr(sr, ref, 'l1')
   _generator_updates(ref, 'l1/G', before.g_params, after.g_params)
 
 
@@ -149,7 +178,7 @@ def test_gan_phase_two_iterations(ref):
         train=False))
   got = [[h['l1'], h['g_gan'], h['g_pcp'], h['d_loss']] for h in history]
   np.testing.assert_allclose(got, ref['gan/losses'], rtol=RTOL)
-  assert _relative_l2(sr, nhwc(ref['gan/sr_after'])) < RTOL
+  _check_sr(sr, ref, 'gan')
   assert _relative_l2(d_hr, nhwc(ref['gan/d_hr_after'])) < RTOL
   d_after = _d_torch(after.d_params, after.spectral)
   for layer in ('d1', 'd2', 'd3', 'd4'):

@@ -3,9 +3,9 @@
 Each hostile file carries a payload that, if unpickled by plain pickle, would
 create a sentinel file (test_payloads_run_under_plain_pickle shows they do);
 every test asserts the sentinel does not appear and that the error names what
-was refused. Also: the torch-written fixtures in tests/data/torch_written
-load alike with and without torch, and .safetensors round trips through
-mrr_jax.convert.
+was refused. Also: files torch.save writes at test time (where torch is
+installed) load alike with and without torch, and .safetensors round trips
+through mrr_jax.convert.
 """
 import builtins
 import collections
@@ -31,7 +31,6 @@ from mrr_jax.weights import torch_keys
 from mrr_jax.models import MRRNet
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(REPO, 'tests', 'data', 'torch_written')
 LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
 SYS_INFO = {'protocol_version': 1001, 'little_endian': True,
             'type_sizes': {'short': 2, 'int': 4, 'long': 4}}
@@ -315,25 +314,40 @@ def test_forged_legacy_file_reads_like_torch_would(tmp_path):
 
 
 # ----------------------------------------------------------------------------
-# Files torch itself wrote (tests/data/torch_written/README.md).
+# Files torch itself writes, made at test time (no weight files in the tree):
+# a tiny made-up state_dict in both of torch.save's formats, read back by the
+# torch-free reader and by torch.load(weights_only=True).
 # ----------------------------------------------------------------------------
-def _assert_matches_expected(got):
-  with np.load(os.path.join(FIXTURES, 'expected.npz')) as expected:
-    assert sorted(got) == sorted(expected.files)
-    for key in expected.files:
-      np.testing.assert_array_equal(got[key], expected[key])
-      assert got[key].dtype == expected[key].dtype and got[key].shape == expected[key].shape
+@pytest.fixture(scope='module')
+def torch_written(tmp_path_factory):
+  """({format: path}, {key: expected array}) of files torch.save wrote just now."""
+  torch = _torch_or_skip()
+  root = tmp_path_factory.mktemp('torch_written')
+  torch.manual_seed(0)
+  state = collections.OrderedDict()
+  state['conv.weight'] = torch.randn(4, 3, 3, 3)                # float32, 4-D (OIHW)
+  state['conv.bias'] = torch.arange(4, dtype=torch.float32)
+  state['proj.weight_t'] = torch.randn(5, 6).t()                # non-contiguous: strides matter
+  state['norm.weight_u'] = torch.randn(7, dtype=torch.float64)  # float64
+  state['steps'] = torch.tensor(3)                              # int64 scalar (0-d)
+  paths = {'legacy': str(root / 'legacy.pth'), 'zip': str(root / 'zip.pth')}
+  torch.save(state, paths['legacy'], _use_new_zipfile_serialization=False)
+  torch.save(state, paths['zip'])
+  return paths, {k: v.numpy() for k, v in state.items()}
 
 
-@pytest.mark.parametrize('name', ['legacy.pth', 'zip.pth'])
-def test_torch_written_fixtures_without_torch(name):
-  _assert_matches_expected(torch_io.load_pth(os.path.join(FIXTURES, name), use_torch=False))
+def _assert_matches_expected(got, expected):
+  assert sorted(got) == sorted(expected)
+  for key, want in expected.items():
+    np.testing.assert_array_equal(got[key], want)
+    assert got[key].dtype == want.dtype and got[key].shape == want.shape
 
 
-@pytest.mark.parametrize('name', ['legacy.pth', 'zip.pth'])
-def test_torch_written_fixtures_with_torch(name):
-  _torch_or_skip()
-  _assert_matches_expected(torch_io.load_pth(os.path.join(FIXTURES, name), use_torch=True))
+@pytest.mark.parametrize('fmt', ['legacy', 'zip'])
+@pytest.mark.parametrize('use_torch', [False, True])
+def test_torch_written_files_load_with_and_without_torch(torch_written, fmt, use_torch):
+  paths, expected = torch_written
+  _assert_matches_expected(torch_io.load_pth(paths[fmt], use_torch=use_torch), expected)
 
 
 # ----------------------------------------------------------------------------
