@@ -41,15 +41,23 @@ def load_rgb(data: bytes) -> np.ndarray:
     raise BadImageError(f'cannot decode: {type(e).__name__}: {e}') from e
 
 
+WIDE_GREY_MODES = ('I;16', 'I;16B', 'I;16L', 'I', 'F')
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
   """RGB view of any PIL mode; 16/32-bit greys are scaled to 8 bits first."""
+  return to_8bit_grey(img).convert('RGB')
+
+
+def to_8bit_grey(img: Image.Image) -> Image.Image:
+  """A 16/32-bit or float grey image scaled to 8-bit 'L'; other modes unchanged."""
   if img.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
     arr = np.asarray(img, dtype=np.float64)
     top = 65535.0 if img.mode.startswith('I;16') or arr.max() > 255 else 255.0
     img = Image.fromarray(np.clip(arr * (255.0 / top) + 0.5, 0, 255).astype(np.uint8))
   elif img.mode == 'F':
     img = Image.fromarray(np.clip(np.asarray(img) + 0.5, 0, 255).astype(np.uint8))
-  return img.convert('RGB')
+  return img
 
 
 def read_rgb(path: str) -> np.ndarray:

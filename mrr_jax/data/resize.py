@@ -32,7 +32,7 @@ def _bicubic_kernel(x: float) -> float:
 
 
 @functools.cache
-def _pil_bicubic_weights(in_size: int, out_size: int) -> np.ndarray:
+def pil_bicubic_weights(in_size: int, out_size: int) -> np.ndarray:
   """Pillow's bicubic weights for in_size -> out_size as an (out, in) matrix, over 2**22.
 
   Resample.c's precompute_coeffs and normalize_coeffs_8bpc step for step: the
@@ -75,7 +75,7 @@ def _horizontal_weights(in_size: int, out_size: int, channels: int) -> np.ndarra
   kron(weights.T, I_C) applies the (out, in) weights to each channel, so the
   pass over a whole batch is one matrix product.
   """
-  return np.kron(_pil_bicubic_weights(in_size, out_size).T, np.eye(channels))
+  return np.kron(pil_bicubic_weights(in_size, out_size).T, np.eye(channels))
 
 
 @functools.cache
@@ -95,5 +95,5 @@ def pil_bicubic_batch(u8: np.ndarray, size: int) -> np.ndarray:
   with _blas().limit(limits=1, user_api='blas'):
     rows = _pil_round(u8.reshape(b * h, w * c).astype(np.float64)
                       @ _horizontal_weights(w, size, c))
-    out = np.matmul(_pil_bicubic_weights(h, size), rows.reshape(b, h, size * c))
+    out = np.matmul(pil_bicubic_weights(h, size), rows.reshape(b, h, size * c))
   return _pil_round(out).reshape(b, size, size, c)

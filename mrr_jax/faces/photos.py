@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from mrr_jax import outputs
+from mrr_jax.data import images
 from mrr_jax.data.bad_files import BadImageError
 
 # The IJG standard luminance quantisation table (quality 50), row by row;
@@ -99,11 +100,9 @@ def _to_rgb8(img: Image.Image, notes: List[str]):
   """(uint8 RGB, alpha or None, grey?) of any PIL mode."""
   mode = img.mode
   alpha = None
-  if mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):
-    arr = np.asarray(img, np.float64)
-    top = 65535.0 if mode != 'F' and (mode.startswith('I;16') or arr.max() > 255) else 255.0
+  if mode in images.WIDE_GREY_MODES:
     notes.append(f'{mode} pixels scaled to 8 bits (written back as 8-bit)')
-    img = Image.fromarray(np.clip(arr * (255.0 / top) + 0.5, 0, 255).astype(np.uint8))
+    img = images.to_8bit_grey(img)
     mode = 'L'
   if mode == 'CMYK':
     notes.append('CMYK converted to RGB (written back as RGB)')

@@ -55,7 +55,7 @@ if __name__ == '__main__':
 def _fixed_point_weights(in_size: int, out_size: int) -> np.ndarray:
   """Pillow's bicubic weights as int32 multiples of 2**-22, (out, in)."""
   from mrr_jax.data import resize  # pylint: disable=g-import-not-at-top
-  weights = resize._pil_bicubic_weights(in_size, out_size)  # pylint: disable=protected-access
+  weights = resize.pil_bicubic_weights(in_size, out_size)
   return np.round(weights * 2.0 ** _PRECISION_BITS).astype(np.int32)
 
 
