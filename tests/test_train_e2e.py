@@ -248,6 +248,21 @@ def _two_processes(data, workdir, steps):
                            text=True) for i in range(2)]
 
 
+def _finish(procs):
+  """Waits for the processes; all must exit 0."""
+  outputs = [p.communicate(timeout=900)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+
+
+def _assert_same_final_state(single, multi):
+  """Both workdirs' last checkpoints: step 4, equal G params and G optimiser state (float64)."""
+  step_a, a = _checkpoint_params(single)
+  step_b, b = _checkpoint_params(multi)
+  assert step_a == step_b == 4
+  assert _max_diff(a['g_params'], b['g_params']) <= 1e-6
+  assert _max_diff(a['g_opt_state'], b['g_opt_state']) <= 1e-6
+
+
 def test_two_processes_equal_one(data, single_f64, tmp_path):
   """2 processes x 2 CPU devices (jax.distributed, gloo) == 1 process x 4 devices.
 
@@ -256,13 +271,8 @@ def test_two_processes_equal_one(data, single_f64, tmp_path):
   ~2e-5 parameter differences within 3 steps.
   """
   multi = str(tmp_path / 'multi')
-  procs = _two_processes(data, multi, 4)
-  outputs = [p.communicate(timeout=900)[0] for p in procs]
-  assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
-  step_a, a = _checkpoint_params(single_f64)
-  step_b, b = _checkpoint_params(multi)
-  assert step_a == step_b == 4
-  assert _max_diff(a['g_params'], b['g_params']) <= 1e-6
+  _finish(_two_processes(data, multi, 4))
+  _assert_same_final_state(single_f64, multi)
   # Only process 0 writes TensorBoard events.
   assert len(glob.glob(os.path.join(multi, 'events.out.tfevents.*'))) == 1
 
@@ -283,14 +293,8 @@ def test_sigterm_to_one_of_two_processes_stops_both_at_one_step(data, single_f64
   saved = sorted(int(s) for s in os.listdir(os.path.join(multi, 'checkpoints')))
   assert len(saved) == 1 and 1 <= saved[0] < 4, saved
   assert 'preempted: checkpoint saved at step %d' % saved[0] in ''.join(output) + rest[0]
-  resumed = _two_processes(data, multi, 4)
-  outputs = [p.communicate(timeout=900)[0] for p in resumed]
-  assert [p.returncode for p in resumed] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
-  step_a, a = _checkpoint_params(single_f64)
-  step_b, b = _checkpoint_params(multi)
-  assert step_a == step_b == 4
-  assert _max_diff(a['g_params'], b['g_params']) <= 1e-6
-  assert _max_diff(a['g_opt_state'], b['g_opt_state']) <= 1e-6
+  _finish(_two_processes(data, multi, 4))  # the resumed run
+  _assert_same_final_state(single_f64, multi)
 
 
 def test_preemption_check_is_local_on_many_processes(monkeypatch):

@@ -7,7 +7,7 @@ Only process 0 writes logs; metrics are fetched every log_every_steps.
 import os
 import signal
 import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Tuple
 
 from absl import logging
 from clu import metric_writers, periodic_actions
@@ -63,7 +63,8 @@ class Preemption:
 EVAL_PICTURES = 8  # faces in the grid each periodic evaluation writes
 
 
-def make_evaluate_fn(config, generator) -> Optional[Callable[[Dict], Dict[str, float]]]:
+def make_evaluate_fn(config, generator) -> Optional[
+    Callable[[Dict], Tuple[Dict[str, float], Optional[np.ndarray]]]]:
   """g_params -> ({'psnr', 'ssim'}, grid) on the eval set, by mrr_jax.evaluation.loop (as `evaluate`).
 
   The eval set is config.data.eval_hr_dir/eval_lr_dir, or the builder's test
@@ -122,7 +123,7 @@ def make_image_summaries(generator) -> Callable[[Dict, Dict], Dict[str, np.ndarr
 
 def _write_evaluation(writer, workdir: str, step: int, result, process: int) -> None:
   """Eval scalars to TensorBoard, and process 0's grid to WORKDIR/eval/step_<N>.png."""
-  means, grid = result if isinstance(result, tuple) else (result, None)
+  means, grid = result
   writer.write_scalars(step, {f'eval_{k}': v for k, v in means.items()})
   if grid is not None and process == 0:
     visualize.save_png(os.path.join(workdir, 'eval', f'step_{step:08d}.png'), grid)
@@ -146,15 +147,11 @@ def _check_finite(step: int, scalars: Dict[str, float], mngr) -> None:
     raise TrainingError(f'non-finite loss at step {step}: {bad}; {_last_good(mngr)}')
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       evaluate_fn: Optional[Callable] = None,
-                       extra_hooks: Sequence[Callable[[int], None]] = ()) -> TrainState:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Runs (or resumes) training in workdir; returns the final (replicated) state.
 
-  evaluate_fn(g_params) -> {metric: value}, called every eval_every_steps.
-  extra_hooks: called with the step number after every step (like clu's
-  periodic actions). The config is checked and the workdir locked (process 0)
-  before anything is written.
+  The config is checked and the workdir locked (process 0) before anything is
+  written. Evaluation (make_evaluate_fn) runs every eval_every_steps.
   """
   config_checks.validate(config)
   parallel.check_batch_size(config.batch_size)
@@ -162,7 +159,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if workdir_lock is not None:
     workdir_lock.acquire()
   try:
-    return _train(config, workdir, evaluate_fn, extra_hooks)
+    return _train(config, workdir)
   finally:
     if workdir_lock is not None:
       workdir_lock.release()
@@ -190,13 +187,12 @@ def _prepare(config, workdir):
           resuming, state_lib.train_steps(config, steps_per_epoch))
 
 
-def _train(config, workdir, evaluate_fn, extra_hooks) -> TrainState:
+def _train(config, workdir) -> TrainState:
   process = jax.process_index()
   run, train_iter, resuming, num_steps = _prepare(config, workdir)
-  logging.info('training %d steps (%s)', num_steps, f'num_train_steps' if config.num_train_steps
+  logging.info('training %d steps (%s)', num_steps, 'num_train_steps' if config.num_train_steps
                else f'{config.num_epochs} epochs of {num_steps // config.num_epochs} steps')
-  if evaluate_fn is None:
-    evaluate_fn = make_evaluate_fn(config, run.generator)
+  evaluate_fn = make_evaluate_fn(config, run.generator)
 
   if process == 0:
     checkpoints.write_config(workdir, config)
@@ -210,7 +206,7 @@ def _train(config, workdir, evaluate_fn, extra_hooks) -> TrainState:
   state = parallel.replicate(state)
   summaries = make_image_summaries(run.generator) if config.image_every_steps else None
 
-  hooks = list(extra_hooks)
+  hooks = []
   if process == 0:
     hooks.append(periodic_actions.ReportProgress(num_train_steps=num_steps,
                                                  writer=writer))
@@ -219,6 +215,7 @@ def _train(config, workdir, evaluate_fn, extra_hooks) -> TrainState:
                                             logdir=workdir))
   preemption = Preemption()
   batches = parallel.prefetch_to_device(train_iter.with_positions(), size=2, with_extra=True)
+  parallel.wait_for_all_processes(f'mrr_jax_first_step_{start_step}')
   totals, count, last_batch = None, 0, None
   t_log, step_log = time.time(), start_step
   step = start_step

@@ -77,3 +77,17 @@ def replicate(tree: Any, devices: Optional[Sequence[Any]] = None) -> Any:
 def unreplicate(tree: Any) -> Any:
   """Takes device 0's copy of a replicated pytree, as host numpy."""
   return jax.tree_util.tree_map(lambda x: np.asarray(x[0]), tree)
+
+
+def wait_for_all_processes(name: str, timeout_s: int = 3600) -> None:
+  """A barrier through jax.distributed's coordination service; nothing on one process.
+
+  Not a device collective: on CPU, gloo gives a process 30 s to join a
+  collective, and before the first step the processes can be further apart
+  than that (only process 0 writes the persistent compilation cache, so on a
+  rerun it skips the compiles the others still do).
+  """
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed  # pylint: disable=g-import-not-at-top  (no public barrier)
+  distributed.global_state.client.wait_at_barrier(name, timeout_s * 1000)
