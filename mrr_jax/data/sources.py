@@ -208,6 +208,11 @@ def _train_builder(data_config) -> tfds.core.DatasetBuilder:
                              'training', '--config.data.train_dir=DIR (a folder of face photos)')
 
 
+def prepare_train_data(data_config) -> None:
+  """Builds the configured train data set in data.data_dir if it is not built yet."""
+  _train_builder(data_config)
+
+
 def train_source(data_config) -> Sequence[Dict[str, Any]]:
   """The train split: our builders' stored crops, or a catalog's images cropped as read."""
   builder = _train_builder(data_config)

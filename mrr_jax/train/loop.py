@@ -4,10 +4,11 @@ Everything that can refuse the run (the config, the workdir lock, the resume
 check, the data, the weights) happens before the first write to the workdir.
 Only process 0 writes logs; metrics are fetched every log_every_steps.
 """
+import itertools
 import os
 import signal
 import time
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from absl import logging
 from clu import metric_writers, periodic_actions
@@ -147,11 +148,14 @@ def _check_finite(step: int, scalars: Dict[str, float], mngr) -> None:
     raise TrainingError(f'non-finite loss at step {step}: {bad}; {_last_good(mngr)}')
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       extra_hooks: Sequence[Callable[[int], None]] = ()) -> TrainState:
   """Runs (or resumes) training in workdir; returns the final (replicated) state.
 
   The config is checked and the workdir locked (process 0) before anything is
   written. Evaluation (make_evaluate_fn) runs every eval_every_steps.
+  extra_hooks: called with the step number after every step, like clu's
+  periodic actions (a test uses one to preempt a run at a chosen step).
   """
   config_checks.validate(config)
   parallel.check_batch_size(config.batch_size)
@@ -159,10 +163,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   if workdir_lock is not None:
     workdir_lock.acquire()
   try:
-    return _train(config, workdir)
+    return _train(config, workdir, extra_hooks)
   finally:
     if workdir_lock is not None:
       workdir_lock.release()
+
+
+DATA_BUILD_TIMEOUT_S = 24 * 3600  # a first build of a large face folder can take hours
+
+
+def _build_data_on_process_0_first(data_config) -> None:
+  """Process 0 builds the TFDS train data; the others wait, then read it.
+
+  Left to themselves, processes sharing a data_dir (NFS on a GPU cluster)
+  build it at once and one fails renaming TFDS's finished folder onto the
+  other's. Hosts with data_dirs of their own build theirs after the wait.
+  """
+  if jax.process_index() == 0:
+    sources.prepare_train_data(data_config)
+  parallel.wait_for_all_processes('mrr_jax_train_data_built', timeout_s=DATA_BUILD_TIMEOUT_S)
 
 
 def _prepare(config, workdir):
@@ -175,6 +194,8 @@ def _prepare(config, workdir):
     # Only the state's structure matters here, not the data or the schedule.
     abstract = jax.eval_shape(lambda: setup.initial_state(config))
     checkpoints.check_resume(workdir, config, abstract, checkpoints.read_only_manager(ckpt_dir))
+  if processes > 1:
+    _build_data_on_process_0_first(config.data)
   train_iter = pipeline.create_train_iterator(config.data, config.batch_size, config.seed,
                                               process, processes)
   steps_per_epoch = sources.steps_per_epoch(config.data, config.batch_size)
@@ -187,7 +208,20 @@ def _prepare(config, workdir):
           resuming, state_lib.train_steps(config, steps_per_epoch))
 
 
-def _train(config, workdir) -> TrainState:
+def _compile_ahead(run, state, batch) -> None:
+  """Compiles the step and the health check for the batch's shapes, before the first step.
+
+  Both hold cross-process collectives. Compiled at their first call, they would
+  make a process that compiles slowly (or one without the persistent cache's
+  copy: only process 0 writes it) join the first collective late, past gloo's
+  30 s on CPU. Compiled here, before wait_for_all_processes, they cannot; the
+  calls that follow find the executables in jax's in-memory cache.
+  """
+  run.step_fn.lower(state, batch).compile()
+  run.health_fn.lower(state, batch).compile()
+
+
+def _train(config, workdir, extra_hooks) -> TrainState:
   process = jax.process_index()
   run, train_iter, resuming, num_steps = _prepare(config, workdir)
   logging.info('training %d steps (%s)', num_steps, 'num_train_steps' if config.num_train_steps
@@ -213,8 +247,13 @@ def _train(config, workdir) -> TrainState:
     if config.profile_steps:
       hooks.append(periodic_actions.Profile(num_profile_steps=config.profile_steps,
                                             logdir=workdir))
+  hooks.extend(extra_hooks)
   preemption = Preemption()
   batches = parallel.prefetch_to_device(train_iter.with_positions(), size=2, with_extra=True)
+  if start_step < num_steps:
+    first = next(batches)
+    _compile_ahead(run, state, first[0])
+    batches = itertools.chain([first], batches)
   parallel.wait_for_all_processes(f'mrr_jax_first_step_{start_step}')
   totals, count, last_batch = None, 0, None
   t_log, step_log = time.time(), start_step

@@ -11,6 +11,12 @@ from typing import Any, Dict, Iterable, Iterator, Optional, Sequence
 import jax
 import numpy as np
 
+# The pmap axis name of the train steps, and the mesh axis of the arrays this
+# module puts on the devices. They must be one name: pmap's outputs carry a
+# mesh named after its axis, and inputs on a mesh of another name count as a
+# new signature, so a step's second call would compile the whole step again.
+AXIS = 'batch'
+
 
 def check_batch_size(global_batch_size: int) -> int:
   """Per-device batch size; a clear error when the batch does not divide evenly."""
@@ -62,8 +68,8 @@ def prefetch_to_device(batches: Iterable[Any], size: int = 2, with_extra: bool =
 
 def device_axis_sharding(devices: Sequence[Any]) -> jax.sharding.NamedSharding:
   """Leading axis split over `devices`: the layout pmap reads and writes."""
-  mesh = jax.sharding.Mesh(np.asarray(devices), ('devices',))
-  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('devices'))
+  mesh = jax.sharding.Mesh(np.asarray(devices), (AXIS,))
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
 
 
 def replicate(tree: Any, devices: Optional[Sequence[Any]] = None) -> Any:
@@ -84,8 +90,9 @@ def wait_for_all_processes(name: str, timeout_s: int = 3600) -> None:
 
   Not a device collective: on CPU, gloo gives a process 30 s to join a
   collective, and before the first step the processes can be further apart
-  than that (only process 0 writes the persistent compilation cache, so on a
-  rerun it skips the compiles the others still do).
+  than that (restoring, building data, compiling: only process 0 writes the
+  persistent compilation cache, so on a rerun it skips the compiles the others
+  still do). The trainer compiles its programs ahead, then waits here.
   """
   if jax.process_count() == 1:
     return

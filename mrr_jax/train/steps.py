@@ -15,7 +15,7 @@ from mrr_jax.models import VGG19Features
 from mrr_jax.train import losses, parallel
 from mrr_jax.train.state import TrainState, TrainingError, compute_dtype
 
-AXIS = 'batch'
+AXIS = parallel.AXIS  # the pmap axis; parallel's device arrays share its name
 
 
 # ----------------------------------------------------------------------------
@@ -110,8 +110,8 @@ def gan_train_step(state: TrainState, batch, vgg_params, *, config, generator, d
 class StepFn:
   """A pmapped step with its constant arguments (VGG19's params) bound.
 
-  Call it as step(state, batch); lower(state, batch) and call_compiled let a
-  benchmark compile it ahead and time exactly the program training runs.
+  Call it as step(state, batch); lower(state, batch) and call_compiled let the
+  trainer and the benchmark compile it ahead and run exactly that program.
   """
 
   def __init__(self, pmapped, *constants):
