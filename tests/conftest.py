@@ -61,6 +61,23 @@ def _fresh_jax_caches():
   gc.collect()
 
 
+# The slowest modules (minutes each on a 2-core CPU), longest first. README's
+# command runs two pytest-xdist workers that take whole modules
+# (--dist loadfile) in collection order (--no-loadscope-reorder: xdist would
+# otherwise order modules by test count); starting with these keeps one
+# worker from getting a long module last while the other sits idle.
+SLOWEST_MODULES = ('test_train_e2e.py', 'test_train_steps.py', 'test_train_safety.py',
+                   'test_golden_iterations.py', 'test_light_imports.py', 'test_tryit.py',
+                   'test_kernels.py')
+
+
+def pytest_collection_modifyitems(session, config, items):
+  """Runs SLOWEST_MODULES first, in that order; every other module keeps its place."""
+  del session, config
+  rank = {name: i for i, name in enumerate(SLOWEST_MODULES)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
+
+
 def pytest_sessionfinish(session, exitstatus):
   """Removes SESSION_TMP after a passing session; a failing one keeps it to inspect."""
   del session
