@@ -121,3 +121,33 @@ def test_non_finite_loss_names_step_and_last_checkpoint():
     loop._check_finite(7, {'l1': 0.5, 'g_loss': float('nan')}, _FakeManager(5))
   with pytest.raises(state_lib.TrainingError, match='no checkpoint was written'):
     loop._check_finite(3, {'l1': float('inf')}, _FakeManager(None))
+
+
+def test_the_step_compiles_once_not_again_at_step_two():
+  """Steps 2 and 3 lower nothing: the state pmap returns is a valid input as it is.
+
+  The device arrays the trainer makes (parallel.replicate, prefetch_to_device)
+  once sat on a mesh axis named unlike pmap's, so step 2 saw a new input
+  sharding and compiled the whole step again.
+  """
+  from jax._src import dispatch, monitoring  # pylint: disable=g-import-not-at-top
+  config = mrrnet.get_config('tiny')
+  run = setup.create(config, steps_per_epoch=100)
+  state = parallel.replicate(run.state)
+  batches = parallel.prefetch_to_device(iter(_batches(3, 4)))
+  lowerings = []
+
+  def count(event, *_, **__):
+    lowerings.append(event == dispatch.JAXPR_TO_MLIR_MODULE_EVENT)
+
+  monitoring.register_event_duration_secs_listener(count)
+  try:
+    per_step = []
+    for batch in batches:
+      before = sum(lowerings)
+      state, metrics = run.step_fn(state, batch)
+      jax.block_until_ready(metrics)
+      per_step.append(sum(lowerings) - before)
+  finally:
+    monitoring.unregister_event_duration_listener(count)
+  assert per_step[0] >= 1 and per_step[1:] == [0, 0], per_step
