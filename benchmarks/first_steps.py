@@ -3,8 +3,9 @@ r"""Wall time of the trainer's first train steps: compile, and whether step 2 co
   python benchmarks/first_steps.py [--config mrrnet|mrrgan] [--batch_size 2] [--steps 3]
   python benchmarks/first_steps.py --repo /tmp/before --repo .   # side by side
 
-Runs setup.create's step_fn (what mrr_jax.main runs) on a synthetic batch in a
-fresh process per --repo, with jax's persistent compilation cache off, and
+Runs setup.create's step_fn (what mrr_jax.main runs) on a random batch put on
+the devices as the trainer puts its batches (parallel.prefetch_to_device), in
+a fresh process per --repo, with jax's persistent compilation cache off, and
 prints one JSON line each: seconds per step, step 1 including its compile.
 The GAN phase uses a random VGG19 (config.allow_random_vgg).
 """
@@ -17,7 +18,7 @@ import sys
 _CHILD = r'''
 import importlib, json, sys, time
 import jax
-from mrr_jax import bench
+import numpy as np
 from mrr_jax.train import parallel, setup
 name, batch_size, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 config = importlib.import_module('configs.' + name).get_config()
@@ -26,7 +27,9 @@ if config.phase == 'gan':
   config.allow_random_vgg = True
 run = setup.create(config, steps_per_epoch=1000)
 state = parallel.replicate(run.state)
-batch = bench._device_batch(batch_size)
+rng = np.random.default_rng(0)
+faces = {k: rng.uniform(-1, 1, (batch_size, 128, 128, 3)).astype(np.float32) for k in ('input', 'hr')}
+batch = next(parallel.prefetch_to_device(iter([faces])))  # the trainer's way onto the devices
 times = []
 for _ in range(steps):
   t0 = time.perf_counter()
