@@ -212,8 +212,8 @@ def _compile_ahead(run, state, batch) -> None:
   """Compiles the step and the health check for the batch's shapes, before the first step.
 
   Both hold cross-process collectives. Compiled at their first call, they would
-  make a process that compiles slowly (or one without the persistent cache's
-  copy: only process 0 writes it) join the first collective late, past gloo's
+  make a process that compiles slowly (or a host whose own persistent cache
+  lacks the program: only process 0 writes one) join the first collective late, past gloo's
   30 s on CPU. Compiled here, before wait_for_all_processes, they cannot; the
   calls that follow find the executables in jax's in-memory cache.
   """

@@ -91,8 +91,8 @@ def wait_for_all_processes(name: str, timeout_s: int = 3600) -> None:
   Not a device collective: on CPU, gloo gives a process 30 s to join a
   collective, and before the first step the processes can be further apart
   than that (restoring, building data, compiling: only process 0 writes the
-  persistent compilation cache, so on a rerun it skips the compiles the others
-  still do). The trainer compiles its programs ahead, then waits here.
+  persistent compilation cache, so where each host keeps its own cache, process
+  0 loads programs the others compile). The trainer compiles ahead, then waits here.
   """
   if jax.process_count() == 1:
     return
