@@ -106,9 +106,18 @@ class InstanceNorm(nn.Module):
       scale = jnp.ones((channels,), jnp.float32)
       bias = jnp.zeros((channels,), jnp.float32)
     stats_dtype = jnp.promote_types(self.dtype, jnp.float32)
-    y = kernels.instance_norm(x.astype(stats_dtype), scale.astype(stats_dtype),
-                           bias.astype(stats_dtype), self.epsilon)
-    return y.astype(self.dtype)
+
+    def normalize(x, scale, bias):
+      y = kernels.instance_norm(x.astype(stats_dtype), scale.astype(stats_dtype),
+                                bias.astype(stats_dtype), self.epsilon)
+      return y.astype(self.dtype)
+
+    if stats_dtype != self.dtype and not kernels.enabled():
+      # bfloat16: autodiff would save the float32 x_hat for the backward pass,
+      # twice the bytes of x. Recomputed there from x instead (two reductions
+      # per norm), the norm keeps only its bfloat16 input.
+      normalize = jax.checkpoint(normalize)
+    return normalize(x, scale, bias)
 
 
 class PadConv(nn.Module):
