@@ -1,10 +1,11 @@
 """The CPU kernels and the plain forms give the same values and gradients (mrr_jax.models.kernels).
 
 Checked on whole networks in float64, where both must agree to rounding: the
-generator's and discriminator's outputs and every parameter gradient, and the
-L1 train step's updated params. Also: the switch itself (config key,
-environment variable, 'auto' by backend) and that the plain path's lowering
-has none of the CPU kernels' traces (gathers, HIGHEST-precision dots).
+generator's and discriminator's outputs and every parameter gradient. Also:
+the switch itself (config key, environment variable, 'auto' by backend), that
+config.kernels selects the path of the train step setup builds, and that the
+plain path's lowering has none of the CPU kernels' traces (gathers,
+HIGHEST-precision dots).
 """
 import jax
 import jax.numpy as jnp
@@ -69,24 +70,26 @@ def test_discriminator_values_and_gradients_agree():
   assert _max_rel(g_cpu, g_plain) < 1e-9
 
 
-def test_l1_train_step_agrees():
+def test_config_kernels_reaches_the_train_step():
+  """setup.create applies config.kernels to the step it builds (lowered only, not compiled).
+
+  The values of the two paths agree by the tests above; here the key must
+  select the path: the CPU kernels' InstanceNorm shows as HIGHEST dots and the
+  parity gradient as gathers in the lowered L1 step, and 'plain' has neither.
+  """
   config = mrrnet.get_config('tiny')
-  config.compute_dtype = 'float64'
-  config.adam_eps = 1e-4  # updates proportional to gradients, so they compare (see test_train_steps)
   devices = jax.local_devices()[:1]
-  rng = np.random.default_rng(2)
-  batch = {'input': rng.uniform(-1, 1, (4, 128, 128, 3)), 'hr': rng.uniform(-1, 1, (4, 128, 128, 3))}
-  results = {}
-  with jax.enable_x64(True):
-    for mode in ('cpu', 'plain'):
-      config.kernels = mode
-      run = setup.create(config, steps_per_epoch=10, devices=devices)
-      state = parallel.replicate(_as64(run.state), devices)
-      state, _ = run.step_fn(state, jax.tree_util.tree_map(jnp.asarray,
-                                                           parallel.shard(batch, 1)))
-      results[mode] = parallel.unreplicate(state.g_params)
+  batch = parallel.shard({'input': np.zeros((4, 128, 128, 3), np.float32),
+                          'hr': np.zeros((4, 128, 128, 3), np.float32)}, 1)
+  texts = {}
+  for mode in ('cpu', 'plain'):
+    config.kernels = mode
+    run = setup.create(config, steps_per_epoch=10, devices=devices)
+    texts[mode] = run.step_fn.lower(parallel.replicate(run.state, devices), batch).as_text()
   kernels.set_mode(None)
-  assert _max_rel(results['cpu'], results['plain']) < 1e-9
+  assert texts['cpu'].count('precision = [HIGHEST, HIGHEST]') > 0
+  assert texts['cpu'].count('stablehlo.gather') > 0
+  assert texts['plain'].count('HIGHEST') == texts['plain'].count('stablehlo.gather') == 0
 
 
 def test_the_switch(monkeypatch):

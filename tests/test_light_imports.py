@@ -80,7 +80,7 @@ def test_infer_and_evaluate_run_without_the_data_stack(blocked_env, export_and_p
 def test_bench_times_both_phases_without_the_data_stack(blocked_env, tmp_path):
   jsonl, table = tmp_path / 'bench.jsonl', tmp_path / 'bench.md'
   result = _run(blocked_env, '-m', 'mrr_jax.bench', '--config', 'configs/mrrnet.py:tiny',
-                '--phases=l1,gan', '--batch_sizes=1', '--steps=2', '--windows=2', '--warmup=1',
+                '--phases=l1,gan', '--batch_sizes=1', '--steps=1', '--windows=2', '--warmup=1',
                 f'--json={jsonl}', f'--markdown={table}', timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   rows = [json.loads(line) for line in jsonl.read_text().splitlines()]

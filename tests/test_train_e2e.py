@@ -237,7 +237,7 @@ def single_f64(data, tmp_path_factory):
 def _two_processes(data, workdir, steps):
   """Starts 2 processes x 2 CPU devices (jax.distributed, gloo) on a tiny float64 run."""
   env = dict(os.environ, JAX_ENABLE_X64='1')
-  env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'
+  env['XLA_FLAGS'] = os.environ['XLA_FLAGS'].replace('device_count=4', 'device_count=2')
   port = _free_port()
   args = _tiny_args(data, workdir, steps=steps) + ['--config.log_every_steps=1',
                                                    '--config.compute_dtype=float64',
