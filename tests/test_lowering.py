@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from configs import mrrgan, mrrnet
-from mrr_jax.models import kernels
+from mrr_jax.models import MRRNet, kernels
+from mrr_jax.models import init as model_init
 from mrr_jax.train import parallel, setup
 
 pytestmark = pytest.mark.skipif(jax.local_device_count() < 4,
@@ -113,21 +114,20 @@ def test_one_all_reduce_per_gradient_leaf(lowered):
     assert len(scalars) == SCALAR_ALL_REDUCES[phase], (platform, len(scalars))
 
 
-def test_bfloat16_backward_saves_bfloat16_activations():
-  """What the generator's gradient keeps from its forward pass, in bfloat16 on the plain path.
+@pytest.mark.parametrize('mode', ['plain', 'cpu'])
+def test_bfloat16_backward_saves_bfloat16_activations(mode):
+  """What the generator's gradient keeps from its forward pass, in bfloat16, on either kernel path.
 
-  Its InstanceNorms compute statistics in float32; autodiff would save their
-  float32 x_hat (50 arrays, 10.3 MiB of this tiny G's 18.9 MiB of residuals
-  per 128x128 image). They keep their bfloat16 input instead: the one float32
-  image left is G's output, where the loss starts.
+  Its InstanceNorms compute statistics in float32; the backward pass would keep
+  their float32 x_hat (50 arrays, 10.3 MiB of this tiny G's 18.9 MiB of
+  residuals per 128x128 image on the plain path). They keep their bfloat16
+  input instead: the one float32 image left is G's output, where the loss starts.
   """
-  from mrr_jax.models import MRRNet  # pylint: disable=g-import-not-at-top
-  from mrr_jax.models import init as model_init  # pylint: disable=g-import-not-at-top
   model = MRRNet(base_channels=8, max_channels=16, num_res=1, dtype=jax.numpy.bfloat16)
   params = model_init.init_generator(model, 0)
   x = np.zeros((1, 128, 128, 3), np.float32)
   loss = lambda p: jax.numpy.mean(model.apply({'params': p}, x).astype(np.float32) ** 2)
-  with kernels.forced('plain'):
+  with kernels.forced(mode):
     residuals = jax.tree_util.tree_leaves(jax.jit(lambda p: jax.vjp(loss, p)[1])(params))
   activations = [r for r in residuals if r.ndim == 4 and r.shape[1] >= 16]
   assert len(activations) > 100  # the whole network's, not a vacuous list

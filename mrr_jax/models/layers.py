@@ -112,10 +112,10 @@ class InstanceNorm(nn.Module):
                                 bias.astype(stats_dtype), self.epsilon)
       return y.astype(self.dtype)
 
-    if stats_dtype != self.dtype and not kernels.enabled():
-      # bfloat16: autodiff would save the float32 x_hat for the backward pass,
-      # twice the bytes of x. Recomputed there from x instead (two reductions
-      # per norm), the norm keeps only its bfloat16 input.
+    if stats_dtype != self.dtype:
+      # bfloat16: the backward pass would keep the float32 x_hat (autodiff or
+      # the CPU kernel's residual), twice the bytes of x. Recomputed there from
+      # x instead (two reductions per norm), the norm keeps only its bfloat16 input.
       normalize = jax.checkpoint(normalize)
     return normalize(x, scale, bias)
 
