@@ -13,9 +13,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+from compare_cpu import run_json  # pylint: disable=g-bad-import-order  (a sibling script)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,16 +33,6 @@ def bench_cmd(checkout, phase, batch):
   return cmd + ['--phases', phase, '--batch_sizes', str(batch), '--steps', '1', '--windows', '7']
 
 
-def run_once(checkout, phase, batch, env):
-  start = time.time()
-  proc = subprocess.run(bench_cmd(checkout, phase, batch), cwd=checkout, env=env,
-                        capture_output=True, text=True, check=False)
-  lines = [l for l in proc.stdout.splitlines() if l.startswith('{')]
-  if proc.returncode != 0 or not lines:
-    raise RuntimeError(f'bench in {checkout} failed ({proc.returncode}):\n{proc.stderr[-2000:]}')
-  return json.loads(lines[-1])['images_per_s'], time.time() - start
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--before', required=True, help='the other checkout (a git worktree)')
@@ -53,17 +44,23 @@ def main():
   # As users run: the commands' own XLA flags, no test-session settings.
   env = {k: v for k, v in os.environ.items()
          if k not in ('XLA_FLAGS', 'MRR_JAX_KEEP_XLA_FLAGS', 'JAX_COMPILATION_CACHE_DIR')}
+  phases = args.phases.split(',')
+  checkouts = {'before': args.before, 'after': args.after}
+  commands = {(phase, which): bench_cmd(checkout, phase, args.batch)
+              for phase in phases for which, checkout in checkouts.items()}
   results = {}
   for r in range(args.rounds):
-    for phase in args.phases.split(','):
+    for phase in phases:
       order = ('before', 'after') if r % 2 == 0 else ('after', 'before')
       for which in order:
-        ips, wall = run_once(getattr(args, which), phase, args.batch, env)
+        start = time.time()
+        ips = run_json(commands[(phase, which)], env, cwd=checkouts[which])['images_per_s']
+        wall = time.time() - start
         print(json.dumps({'round': r, 'phase': phase, 'which': which, 'images_per_s': ips,
                           'wall_s': round(wall, 1), 'load1': os.getloadavg()[0]}), flush=True)
         results.setdefault((phase, which), []).append(ips)
   print(f'\nbatch {args.batch}, {args.rounds} interleaved rounds')
-  for phase in args.phases.split(','):
+  for phase in phases:
     before, after = results[(phase, 'before')], results[(phase, 'after')]
     paired = [a / b for a, b in zip(after, before)]
     print(f'{phase:4} before {statistics.median(before):.3f} img/s, after '

@@ -37,9 +37,9 @@ def jax_cmd(case, batch):
   return cmd
 
 
-def run_json(cmd, env):
-  """Runs a benchmark process and returns its last JSON line."""
-  proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+def run_json(cmd, env, cwd=REPO):
+  """Runs a benchmark process in `cwd` and returns its last JSON line."""
+  proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
   lines = [l for l in proc.stdout.splitlines() if l.startswith('{')]
   if proc.returncode != 0 or not lines:
     raise RuntimeError(f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}')
