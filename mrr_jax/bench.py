@@ -52,8 +52,9 @@ _BUDGET = flags.DEFINE_float('budget_s', 0, 'Stop before a case that would end p
                              'seconds from the start (0 = no limit).')
 _JSON = flags.DEFINE_string('json', None, 'Also append the JSON lines to this file.')
 _MARKDOWN = flags.DEFINE_string('markdown', None, 'Also write the Markdown table to this file.')
-_PROFILE = flags.DEFINE_string('profile_dir', None, 'Trace one window per case here (TensorBoard '
-                               'profile plugin / Perfetto).')
+_PROFILE = flags.DEFINE_string('profile_dir', None, 'Trace one more, untimed window per case '
+                               'here (TensorBoard profile plugin, Perfetto, '
+                               'python -m mrr_jax.profile_summary).')
 flags.mark_flags_as_required(['config'])
 
 # GFLOP per 128x128 image of the authors' network as written (docs/architecture.md#cost).
@@ -169,21 +170,27 @@ def _compiled_infer(config):
 
 def _time_windows(step, steps: int, windows: int, warmup: int,
                   profile_dir: Optional[str]) -> List[float]:
-  """Seconds per step of each window of `steps` pipelined steps (one block per window)."""
-  for _ in range(max(warmup, 1)):
-    jax.block_until_ready(step())
-  out = []
-  for w in range(windows):
-    if profile_dir and w == 0:
-      jax.profiler.start_trace(profile_dir)
-    t0 = time.perf_counter()
+  """Seconds per step of each window of `steps` pipelined steps (one block per window).
+
+  With a profile_dir, one more window runs under the profiler after the timed
+  ones: tracing slows the host, so that window is not among the timings.
+  """
+  def window():
     result = None
     for _ in range(steps):
       result = step()
     jax.block_until_ready(result)
+
+  for _ in range(max(warmup, 1)):
+    jax.block_until_ready(step())
+  out = []
+  for _ in range(windows):
+    t0 = time.perf_counter()
+    window()
     out.append((time.perf_counter() - t0) / steps)
-    if profile_dir and w == 0:
-      jax.profiler.stop_trace()
+  if profile_dir:
+    with jax.profiler.trace(profile_dir):
+      window()
   return out
 
 
@@ -287,7 +294,14 @@ def _cases(config) -> List[Case]:
   default_batch = [max(config.batch_size // jax.device_count(), 1)]
   batches = [int(b) for b in (_BATCHES.value or chosen.get('batch_sizes') or default_batch)]
   dtypes = _DTYPES.value or chosen.get('dtypes') or [config.compute_dtype]
-  return [Case(mode, p, b, d) for p in phases for b in batches for d in dtypes]
+  return ordered_cases(mode, phases, batches, dtypes)
+
+
+def ordered_cases(mode: str, phases: Sequence[str], batches: Sequence[int],
+                  dtypes: Sequence[str]) -> List[Case]:
+  """Every phase of the first dtype and batch before the next: a budget that runs
+  out drops the last dtypes and sizes, never a whole phase."""
+  return [Case(mode, p, b, d) for d in dtypes for b in batches for p in phases]
 
 
 def _emit(row: Dict[str, Any]) -> None:

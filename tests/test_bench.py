@@ -1,0 +1,29 @@
+"""mrr_jax.bench's pure parts: the order a sweep runs in, and the traced window kept out of the timings."""
+import jax.numpy as jnp
+import pytest
+
+from mrr_jax import bench, profile_summary
+
+
+def test_a_budget_cuts_dtypes_and_sizes_before_a_phase():
+  cases = bench.ordered_cases('train', ['l1', 'gan'], [16, 64], ['bfloat16', 'float32'])
+  assert [(c.dtype, c.per_device, c.phase) for c in cases] == [
+      ('bfloat16', 16, 'l1'), ('bfloat16', 16, 'gan'), ('bfloat16', 64, 'l1'),
+      ('bfloat16', 64, 'gan'), ('float32', 16, 'l1'), ('float32', 16, 'gan'),
+      ('float32', 64, 'l1'), ('float32', 64, 'gan')]
+
+
+@pytest.mark.parametrize('profiled', [False, True])
+def test_the_traced_window_is_extra_and_untimed(profiled, tmp_path):
+  calls = []
+
+  def step():
+    calls.append(1)
+    return jnp.ones(()) * len(calls)
+
+  per_step = bench._time_windows(step, steps=3, windows=2, warmup=1,  # pylint: disable=protected-access
+                                 profile_dir=str(tmp_path) if profiled else None)
+  assert len(per_step) == 2 and all(t > 0 for t in per_step)
+  # warmup 1 + 2 timed windows of 3 steps, and 3 more steps under the profiler.
+  assert len(calls) == 1 + 2 * 3 + (3 if profiled else 0)
+  assert len(profile_summary.trace_files(str(tmp_path))) == (1 if profiled else 0)
