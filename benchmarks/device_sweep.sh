@@ -4,30 +4,50 @@
 # Runs on a bare jax image (jax, flax, optax, orbax; no TensorFlow): installs
 # nothing from the network, only the wheels carried in benchmarks/wheels/ (ml_collections,
 # which the image lacks: `pip download ml-collections==1.1.0 --no-deps -d benchmarks/wheels`
-# beforehand). Sweeps both phases x per-device batch 16 and 64 x bfloat16 and float32 within
-# a budget, then profiles the bf16 batch-16 steps, and writes everything to $OUT:
-#   $OUT/sweep.jsonl, $OUT/sweep.md     python -m mrr_jax.bench --sweep
-#   $OUT/profile/                       one traced window per profiled case (TensorBoard)
-#   $OUT/env.txt                        device, driver, versions
+# beforehand; the folder is git-ignored, so the device call names it in `carry`), into
+# /tmp/site on PYTHONPATH, leaving the image's own environment as it is.
+# One process sweeps both phases x per-device batch 16 and 64 x bfloat16 then float32
+# within a budget (bf16 of both phases first), tracing one extra, untimed window per
+# case, and writes to $OUT (at most 8 files, none in subfolders: what a lent machine
+# sends back):
+#   log.txt                  everything printed
+#   env.txt                  device, driver, versions
+#   sweep.jsonl, sweep.md    python -m mrr_jax.bench --sweep
+#   profile_summary.txt      python -m mrr_jax.profile_summary over every case's trace
+#   l1.trace.json.gz, gan.trace.json.gz   the bf16 batch-16 traces (Perfetto, TensorBoard;
+#                            on a CPU rehearsal, its float32 ones)
 # Usage: OUT=/tmp/out bash benchmarks/device_sweep.sh [budget seconds, default 420]
+# A rehearsal on a CPU: CONFIG=configs/mrrnet.py:tiny OUT=/tmp/out bash benchmarks/device_sweep.sh 120
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:?set OUT to a folder for the results}"
 BUDGET="${1:-420}"
+CONFIG="${CONFIG:-configs/mrrnet.py}"
+PROFILE=/tmp/mrr_jax_profile
 mkdir -p "$OUT"
+rm -rf "$PROFILE"  # this script's own scratch folder
+exec > >(tee "$OUT/log.txt") 2>&1
 if ls benchmarks/wheels/*.whl >/dev/null 2>&1; then
-  python -m pip install -q --no-index --no-deps benchmarks/wheels/*.whl 2>&1 | tail -2
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
+      benchmarks/wheels/*.whl 2>&1 | tail -2
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 {
   date -u
-  python -c 'import jax, jaxlib, flax, optax; print("jax", jax.__version__, "jaxlib", jaxlib.__version__, "flax", flax.__version__, "optax", optax.__version__); print(jax.devices())'
+  python3 -c 'import jax, jaxlib, flax, optax; print("jax", jax.__version__, "jaxlib", jaxlib.__version__, "flax", flax.__version__, "optax", optax.__version__); print(jax.devices())'
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null
   nproc
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
-python -m mrr_jax.bench --config configs/mrrnet.py --sweep --steps 10 --windows 3 \
-    --budget_s "$BUDGET" --json "$OUT/sweep.jsonl" --markdown "$OUT/sweep.md"
-python -m mrr_jax.bench --config configs/mrrnet.py --phases l1,gan --batch_sizes 16 \
-    --dtypes bfloat16 --steps 5 --windows 1 --profile_dir "$OUT/profile" \
-    --json "$OUT/profile.jsonl" > /dev/null 2>&1 || echo "profiling failed (the sweep stands)"
-cat "$OUT/sweep.md"
+python3 -m mrr_jax.bench --config "$CONFIG" --sweep --steps 10 --windows 3 \
+    --budget_s "$BUDGET" --profile_dir "$PROFILE" \
+    --json "$OUT/sweep.jsonl" --markdown "$OUT/sweep.md"
+python3 -m mrr_jax.profile_summary "$PROFILE" > "$OUT/profile_summary.txt" \
+    || echo "profile summary failed (the sweep stands)"
+for phase in l1 gan; do  # the bf16 batch-16 case's trace, else the phase's first one
+  trace=$(ls "$PROFILE/${phase}_b16_bfloat16"/plugins/profile/*/*.trace.json.gz \
+              "$PROFILE/${phase}"_*/plugins/profile/*/*.trace.json.gz 2>/dev/null | head -1)
+  if [ -n "$trace" ]; then cp "$trace" "$OUT/$phase.trace.json.gz"; fi
+done
+cat "$OUT/profile_summary.txt" 2>/dev/null
+ls -la "$OUT"
