@@ -42,7 +42,7 @@ cat "$OUT/env.txt"
 python3 -m mrr_jax.bench --config "$CONFIG" --sweep --steps 10 --windows 3 \
     --budget_s "$BUDGET" --profile_dir "$PROFILE" \
     --json "$OUT/sweep.jsonl" --markdown "$OUT/sweep.md"
-python3 -m mrr_jax.profile_summary "$PROFILE" > "$OUT/profile_summary.txt" \
+python3 -m mrr_jax.profile_summary --trace_dir "$PROFILE" > "$OUT/profile_summary.txt" \
     || echo "profile summary failed (the sweep stands)"
 for phase in l1 gan; do  # the bf16 batch-16 case's trace, else the phase's first one
   trace=$(ls "$PROFILE/${phase}_b16_bfloat16"/plugins/profile/*/*.trace.json.gz \

@@ -1,10 +1,10 @@
 r"""Where the device time of a traced run goes, without TensorBoard.
 
-  python -m mrr_jax.profile_summary DIR [--top 15]
+  python -m mrr_jax.profile_summary --trace_dir DIR [--top 15]
 
 Reads every Chrome-format trace (`*.trace.json.gz`) that `jax.profiler` wrote
-under DIR (`mrr_jax.bench --profile_dir`, or training's `config.profile_steps`)
-and prints, per trace: how much of the traced span the device was busy (gaps
+under DIR, searched recursively (`mrr_jax.bench --profile_dir`, or a workdir
+trained with `config.profile_steps`) and prints, per trace: how much of the traced span the device was busy (gaps
 are host or launch overhead), the busy time by kind of op (convolutions and
 matmuls, other fusions, collectives, copies) and the ops that took longest.
 
@@ -14,7 +14,6 @@ op it runs where the trace says). A CPU backend has no device process; there
 the XLA ops run on the host's `tf_XLA*` threads, and work XLA hands to other
 thread pools is not on those lines, so its busy share reads low.
 """
-import argparse
 import collections
 import glob
 import gzip
@@ -23,6 +22,10 @@ import os
 import re
 import sys
 from typing import Dict, List, Sequence, Tuple
+
+from absl import flags
+
+from mrr_jax import cli
 
 # Names as XLA and the GPU libraries give them. 'conv' must not match 'convert'.
 _CATEGORIES = (
@@ -125,26 +128,28 @@ def trace_files(root: str) -> List[str]:
   return sorted(glob.glob(os.path.join(root, '**', '*.trace.json.gz'), recursive=True))
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('dir', help='a folder holding jax.profiler traces (searched recursively)')
-  parser.add_argument('--top', type=int, default=15, help='how many of the longest ops to list')
-  args = parser.parse_args(argv)
-  files = trace_files(args.dir)
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
+  flags.DEFINE_string('trace_dir', None, 'A folder holding jax.profiler traces (searched '
+                      'recursively): a workdir, or bench --profile_dir.', flag_values=fv)
+  flags.DEFINE_integer('top', 15, 'How many of the longest ops to list.', flag_values=fv)
+  return fv
+
+
+def main(argv: Sequence[str], fv: flags.FlagValues = flags.FLAGS) -> None:
+  cli.check_args(argv, fv, ('trace_dir',))
+  files = trace_files(fv.trace_dir)
   if not files:
-    print(f'error: no *.trace.json.gz under {args.dir}', file=sys.stderr)
-    return 1
+    sys.exit(f'error: no *.trace.json.gz under {fv.trace_dir}')
   for path in files:
     try:
       with gzip.open(path, 'rt') as f:
         trace = json.load(f)
     except (OSError, ValueError) as e:
-      print(f'error: {path} is not a readable gzipped JSON trace ({e})', file=sys.stderr)
-      return 1
-    print(format_summary(os.path.relpath(path, args.dir), summarize(device_events(trace),
-                                                                     args.top)))
-  return 0
+      sys.exit(f'error: {path} is not a readable gzipped JSON trace ({e})')
+    print(format_summary(os.path.relpath(path, fv.trace_dir),
+                         summarize(device_events(trace), fv.top)))
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  define_flags()
+  cli.run(main)

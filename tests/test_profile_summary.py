@@ -2,11 +2,19 @@
 import gzip
 import json
 
+from absl import flags
 import jax
 import jax.numpy as jnp
 import pytest
 
 from mrr_jax import profile_summary
+
+
+def _main(trace_dir):
+  """The CLI's main on fresh flags, as if run with --trace_dir."""
+  fv = profile_summary.define_flags(flags.FlagValues())
+  fv(['profile_summary', f'--trace_dir={trace_dir}'])
+  profile_summary.main(['profile_summary'], fv)
 
 
 def _meta(pid, process, threads):
@@ -85,15 +93,15 @@ def test_a_trace_jax_wrote(tmp_path, capsys):
   assert summary['events'] >= 3  # at least one op per run
   assert summary['by_category'].get('conv/matmul', 0) > 0
   assert 0 < summary['busy_us'] <= summary['span_us']
-  assert profile_summary.main([str(tmp_path)]) == 0
+  _main(tmp_path)
   assert 'conv/matmul' in capsys.readouterr().out
 
 
-def test_no_trace_is_an_error(tmp_path, capsys):
-  assert profile_summary.main([str(tmp_path)]) == 1
-  assert capsys.readouterr().err.strip() == f'error: no *.trace.json.gz under {tmp_path}'
+def test_no_trace_is_an_error(tmp_path):
+  with pytest.raises(SystemExit, match=r'^error: no \*\.trace\.json\.gz under ' + str(tmp_path)):
+    _main(tmp_path)
   bad = tmp_path / 'p' / 'x.trace.json.gz'
   bad.parent.mkdir()
   bad.write_bytes(b'not gzip')
-  assert profile_summary.main([str(tmp_path)]) == 1
-  assert f'error: {bad} is not a readable gzipped JSON trace' in capsys.readouterr().err
+  with pytest.raises(SystemExit, match=f'^error: {bad} is not a readable gzipped JSON trace'):
+    _main(tmp_path)
