@@ -74,7 +74,7 @@ def device_events(trace: Dict) -> List[Event]:
   for e in events:
     if e.get('ph') != 'X' or (e.get('pid'), e.get('tid')) not in lines:
       continue
-    if not device_pids and e['name'].startswith(_CPU_WRAPPERS):
+    if e['name'].startswith(_CPU_WRAPPERS):
       continue
     args = e.get('args') or {}
     # A kernel's args may name the HLO op it runs; that says more than the kernel name.
