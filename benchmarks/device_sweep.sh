@@ -23,9 +23,8 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:?set OUT to a folder for the results}"
 BUDGET="${1:-420}"
 CONFIG="${CONFIG:-configs/mrrnet.py}"
-PROFILE=/tmp/mrr_jax_profile
 mkdir -p "$OUT"
-rm -rf "$PROFILE"  # this script's own scratch folder
+PROFILE=$(mktemp -d /tmp/mrr_jax_profile.XXXXXX)  # the traces' scratch folder, fresh each run
 exec > >(tee "$OUT/log.txt") 2>&1
 if ls benchmarks/wheels/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
