@@ -6,16 +6,19 @@
 # which the image lacks: `pip download ml-collections==1.1.0 --no-deps -d benchmarks/wheels`
 # beforehand; the folder is git-ignored, so the device call names it in `carry`), into
 # /tmp/site on PYTHONPATH, leaving the image's own environment as it is.
-# One process sweeps both phases x per-device batch 16 and 64 x bfloat16 then float32
+# First the device's two ceilings (bench --mode ceilings: a bf16 matrix product's TFLOP/s,
+# a float32 pass's GB/s), the rates MFU and memory-bound steps are read against. Then one
+# process sweeps both phases x per-device batch 16 and 64 x bfloat16 then float32
 # within a budget (bf16 of both phases first), tracing one extra, untimed window per
 # case, and writes to $OUT (at most 8 files, none in subfolders: what a lent machine
 # sends back):
 #   log.txt                  everything printed
 #   env.txt                  device, driver, versions
-#   sweep.jsonl, sweep.md    python -m mrr_jax.bench --sweep
+#   sweep.jsonl, sweep.md    bench --mode ceilings (the first line), then bench --sweep
 #   profile_summary.txt      python -m mrr_jax.profile_summary over every case's trace
 #   l1.trace.json.gz, gan.trace.json.gz   the bf16 batch-16 traces (Perfetto, TensorBoard;
-#                            on a CPU rehearsal, its float32 ones)
+#                            on a CPU rehearsal, its float32 ones), unless over the 16 MiB
+#                            a file may have to come back
 # Usage: OUT=/tmp/out bash benchmarks/device_sweep.sh [budget seconds, default 420]
 # A rehearsal on a CPU: CONFIG=configs/mrrnet.py:tiny OUT=/tmp/out bash benchmarks/device_sweep.sh 120
 set -uo pipefail
@@ -38,6 +41,8 @@ fi
   nproc
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
+python3 -m mrr_jax.bench --config "$CONFIG" --mode ceilings --json "$OUT/sweep.jsonl" \
+    || echo "ceilings failed (the sweep still runs)"
 python3 -m mrr_jax.bench --config "$CONFIG" --sweep --steps 10 --windows 3 \
     --budget_s "$BUDGET" --profile_dir "$PROFILE" \
     --json "$OUT/sweep.jsonl" --markdown "$OUT/sweep.md"
@@ -46,7 +51,12 @@ python3 -m mrr_jax.profile_summary --trace_dir "$PROFILE" > "$OUT/profile_summar
 for phase in l1 gan; do  # the bf16 batch-16 case's trace, else the phase's first one
   trace=$(ls "$PROFILE/${phase}_b16_bfloat16"/plugins/profile/*/*.trace.json.gz \
               "$PROFILE/${phase}"_*/plugins/profile/*/*.trace.json.gz 2>/dev/null | head -1)
-  if [ -n "$trace" ]; then cp "$trace" "$OUT/$phase.trace.json.gz"; fi
+  if [ -z "$trace" ]; then continue; fi
+  if [ "$(stat -c %s "$trace")" -le $((15 * 2**20)) ]; then
+    cp "$trace" "$OUT/$phase.trace.json.gz"
+  else  # it would not come back; profile_summary.txt holds what it says
+    echo "$phase trace not copied: $(stat -c %s "$trace") bytes, over 15 MiB"
+  fi
 done
 cat "$OUT/profile_summary.txt" 2>/dev/null
 ls -la "$OUT"

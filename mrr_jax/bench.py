@@ -5,6 +5,7 @@ r"""Benchmarks: the compiled train steps and inference on whatever devices exist
       --dtypes float32 --json runs/bench.jsonl --markdown runs/bench.md
   python -m mrr_jax.bench --config configs/mrrnet.py --mode infer --batch_sizes 16
   python -m mrr_jax.bench --config configs/mrrnet.py --mode input --config.data.train_dir=DIR
+  python -m mrr_jax.bench --config configs/mrrnet.py --mode ceilings
 
 Synthetic batches, a random VGG19 for the GAN phase: no data set, no weight
 file, and for --mode train|infer nothing beyond jax, flax, optax,
@@ -20,6 +21,11 @@ against the device's dense peak for the dtype (no MFU for a kind the table
 does not know, and the row says so). One JSON object per case on stdout (and
 --json); a Markdown table at the end (and --markdown). --budget_s stops the
 sweep before a case that would not fit.
+
+--mode ceilings measures the two rates a step's time is read against on this
+device: a large bfloat16 matrix product (TFLOP/s, beside the table's peak) and
+an out-of-place float32 pass over a large buffer (GB/s read + written), timed
+the same way, on random data.
 """
 import dataclasses
 import json
@@ -39,7 +45,8 @@ import numpy as np
 from mrr_jax import cli
 
 config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
-_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'infer', 'input'], 'What to time.')
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'infer', 'input', 'ceilings'],
+                         'What to time.')
 _SWEEP = flags.DEFINE_bool('sweep', False, 'Both phases x the platform\'s batch sizes x dtypes.')
 _PHASES = flags.DEFINE_list('phases', None, 'l1,gan (default: the config\'s phase).')
 _BATCHES = flags.DEFINE_list('batch_sizes', None, 'Per-device batch sizes (default: the '
@@ -285,6 +292,34 @@ def markdown_table(rows: Sequence[Dict[str, Any]]) -> str:
   return '\n'.join(lines)
 
 
+def ceiling_sizes(platform: str) -> Tuple[int, int]:
+  """(matrix side, copy buffer MiB): large enough to fill an accelerator, small on a CPU."""
+  return (1024, 64) if platform == 'cpu' else (8192, 1024)
+
+
+def measure_ceilings(matmul_n: int, copy_mib: int, steps: int, windows: int) -> Dict[str, Any]:
+  """The device's matrix-product rate (bfloat16) and memory bandwidth, as this code reaches them."""
+  a_key, b_key, x_key = jax.random.split(jax.random.PRNGKey(0), 3)
+  a = jax.random.normal(a_key, (matmul_n, matmul_n), jnp.bfloat16)
+  b = jax.random.normal(b_key, (matmul_n, matmul_n), jnp.bfloat16)
+  x = jax.random.normal(x_key, (copy_mib * 2**20 // 4,), jnp.float32)
+  matmul, scale = jax.jit(jnp.matmul), jax.jit(lambda v: v * 2.0)
+  matmul_s = float(np.median(_time_windows(lambda: matmul(a, b), steps, windows, 1, None)))
+  copy_s = float(np.median(_time_windows(lambda: scale(x), steps, windows, 1, None)))
+  device = jax.devices()[0]
+  matmul_tflop = 2 * matmul_n**3 / 1e12
+  peak, peak_name = peak_tflops(device.device_kind, 'bfloat16')
+  return {
+      'mode': 'ceilings', 'device_kind': device.device_kind, 'platform': device.platform,
+      'matmul_n': matmul_n, 'matmul_dtype': 'bfloat16', 'matmul_tflop': matmul_tflop,
+      'matmul_ms': matmul_s * 1e3, 'matmul_tflops': matmul_tflop / matmul_s,
+      'matmul_of_peak': matmul_tflop / matmul_s / peak if peak else None, 'peak': peak_name,
+      'copy_mib': copy_mib, 'copy_ms': copy_s * 1e3,
+      'copy_gb_per_s': 2 * copy_mib * 2**20 / copy_s / 1e9,  # read once, written once
+      'jax': jax.__version__,
+  }
+
+
 def _cases(config) -> List[Case]:
   mode = _MODE.value
   chosen = sweep_cases(jax.devices()[0].platform) if _SWEEP.value else {}
@@ -318,6 +353,10 @@ def main(argv):
   if _MODE.value == 'input':
     from mrr_jax.data import throughput  # pylint: disable=g-import-not-at-top
     _emit(throughput.benchmark_input(config))
+    return
+  if _MODE.value == 'ceilings':
+    _emit(measure_ceilings(*ceiling_sizes(jax.devices()[0].platform), _STEPS.value,
+                           _WINDOWS.value))
     return
   start, rows, last_cost = time.perf_counter(), [], 0.0
   for case in _cases(config):

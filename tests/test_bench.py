@@ -27,3 +27,14 @@ def test_the_traced_window_is_extra_and_untimed(profiled, tmp_path):
   # warmup 1 + 2 timed windows of 3 steps, and 3 more steps under the profiler.
   assert len(calls) == 1 + 2 * 3 + (3 if profiled else 0)
   assert len(profile_summary.trace_files(str(tmp_path))) == (1 if profiled else 0)
+
+
+def test_ceilings_count_the_work_they_time():
+  row = bench.measure_ceilings(matmul_n=256, copy_mib=8, steps=2, windows=2)
+  assert row['matmul_tflop'] == 2 * 256**3 / 1e12  # n^3 multiply-adds
+  assert row['matmul_tflops'] == pytest.approx(row['matmul_tflop'] / (row['matmul_ms'] / 1e3))
+  # 8 MiB read and 8 MiB written per pass.
+  assert row['copy_gb_per_s'] == pytest.approx(16 * 2**20 / (row['copy_ms'] / 1e3) / 1e9)
+  assert row['matmul_ms'] > 0 and row['copy_ms'] > 0
+  assert row['matmul_of_peak'] is None and 'no peak known' in row['peak']  # a CPU
+
