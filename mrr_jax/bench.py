@@ -18,7 +18,9 @@ compile s, peak device memory, the executed FLOPs of the compiled program
 (XLA's cost analysis) beside the authors' network's FLOPs (model FLOPs:
 nearest-upsample convs and VGG padding counted as written), and MFU of both
 against the device's dense peak for the dtype (no MFU for a kind the table
-does not know, and the row says so). One JSON object per case on stdout (and
+does not know, and the row says so), and the bytes the compiled program
+accesses per device (XLA's estimate after fusion) with the bandwidth and FLOP
+per byte they imply. One JSON object per case on stdout (and
 --json); a Markdown table at the end (and --markdown). --budget_s stops the
 sweep before a case that would not fit.
 
@@ -201,16 +203,22 @@ def _time_windows(step, steps: int, windows: int, warmup: int,
   return out
 
 
-def _executed_flops(compiled) -> Optional[float]:
-  """FLOPs of one execution of the compiled program per device (XLA's cost analysis)."""
+def _executed_cost(compiled) -> Tuple[Optional[float], Optional[float]]:
+  """(FLOPs, bytes accessed) of one execution of the compiled program per device.
+
+  XLA's cost analysis of the program as compiled for this platform: the bytes
+  are its estimate of memory traffic after fusion, which beside the FLOPs says
+  whether the step can be compute-bound at all (FLOP per byte against the
+  device's ridge point, bench --mode ceilings).
+  """
   try:
     analysis = compiled.cost_analysis()
   except Exception:  # pylint: disable=broad-except
-    return None
+    return None, None
   if isinstance(analysis, (list, tuple)):
     analysis = analysis[0] if analysis else None
-  flops = (analysis or {}).get('flops')
-  return float(flops) if flops and flops > 0 else None
+  positive = lambda v: float(v) if v and v > 0 else None
+  return positive((analysis or {}).get('flops')), positive((analysis or {}).get('bytes accessed'))
 
 
 def _memory(compiled) -> Dict[str, Optional[float]]:
@@ -241,7 +249,7 @@ def run_case(base_config, case: Case, steps: int, windows: int, warmup: int,
   devices = jax.devices()
   kind, n = devices[0].device_kind, len(devices)
   images = config.batch_size
-  executed = _executed_flops(compiled)
+  executed, accessed = _executed_cost(compiled)
   executed_total = executed * n if executed else None  # the program runs on every device
   gflop = model_gflop(config.model, case.phase)
   model_total = gflop * 1e9 * images if gflop else None
@@ -255,6 +263,10 @@ def run_case(base_config, case: Case, steps: int, windows: int, warmup: int,
       'executed_tflop_per_step': executed_total / 1e12 if executed_total else None,
       'model_tflop_per_step': model_total / 1e12 if model_total else None,
       'executed_tflops': executed_total / step_s / 1e12 if executed_total else None,
+      # Per device: bytes over step time is the memory bandwidth the step reaches.
+      'accessed_gb_per_device_step': accessed / 1e9 if accessed else None,
+      'accessed_gb_per_s_per_device': accessed / step_s / 1e9 if accessed else None,
+      'flop_per_byte': executed / accessed if executed and accessed else None,
       'model_tflops': model_total / step_s / 1e12 if model_total else None,
       'peak_tflops_per_device': peak, 'peak': peak_name,
       'mfu_executed': executed_total / step_s / (peak * 1e12 * n) if peak and executed_total
@@ -276,19 +288,21 @@ def _fmt(value, spec: str) -> str:
 def markdown_table(rows: Sequence[Dict[str, Any]]) -> str:
   """One line per case: what was measured and against which peak."""
   head = ('| mode | phase | dtype | batch/dev | devices | images/s | step ms | compile s | '
-          'executed TFLOP/s | MFU (executed) | MFU (model) | peak mem MiB | device |')
+          'executed TFLOP/s | MFU (executed) | MFU (model) | GB/s per device | FLOP/byte | '
+          'peak mem MiB | device |')
   lines = [head, '|' + '|'.join(['---'] * (head.count('|') - 1)) + '|']
   for r in rows:
     if 'skipped' in r:
       lines.append(f'| {r["mode"]} | {r["phase"]} | {r["dtype"]} | {r["per_device_batch"]} | | '
-                   f'skipped: {r["skipped"]} | | | | | | | |')
+                   f'skipped: {r["skipped"]} | | | | | | | | | |')
       continue
     mem = r.get('peak_device_mib') or r.get('program_temp_mib')
     lines.append(
         f'| {r["mode"]} | {r["phase"]} | {r["dtype"]} | {r["per_device_batch"]} | '
         f'{r["devices"]} | {r["images_per_s"]:.2f} | {r["step_ms"]:.1f} | {r["compile_s"]:.1f} | '
         f'{_fmt(r["executed_tflops"], ".2f")} | {_fmt(r["mfu_executed"], ".1%")} | '
-        f'{_fmt(r["mfu_model"], ".1%")} | {_fmt(mem, ".0f")} | {r["device_kind"]} ({r["peak"]}) |')
+        f'{_fmt(r["mfu_model"], ".1%")} | {_fmt(r["accessed_gb_per_s_per_device"], ".1f")} | '
+        f'{_fmt(r["flop_per_byte"], ".1f")} | {_fmt(mem, ".0f")} | {r["device_kind"]} ({r["peak"]}) |')
   return '\n'.join(lines)
 
 

@@ -94,6 +94,12 @@ def test_bench_times_both_phases_without_the_data_stack(blocked_env, tmp_path):
     # The CPU has no entry in the peak table and a tiny model no model FLOPs: no MFU, said so.
     assert row['mfu_executed'] is None and row['model_tflop_per_step'] is None
     assert 'no peak known' in row['peak']
+    # XLA's bytes accessed per device, over the step time and beside the FLOPs.
+    flop_per_device = row['executed_tflop_per_step'] * 1e12 / row['devices']
+    bytes_per_device = row['accessed_gb_per_device_step'] * 1e9
+    assert row['flop_per_byte'] == pytest.approx(flop_per_device / bytes_per_device)
+    assert row['accessed_gb_per_s_per_device'] == pytest.approx(
+        row['accessed_gb_per_device_step'] / (row['step_ms'] / 1e3))
   l1, gan = rows
   # The GAN step runs D twice and VGG19 on top of the L1 step's G forward and backward.
   assert gan['executed_tflop_per_step'] > 1.5 * l1['executed_tflop_per_step'] > 0
