@@ -38,3 +38,17 @@ def test_ceilings_count_the_work_they_time():
   assert row['matmul_ms'] > 0 and row['copy_ms'] > 0
   assert row['matmul_of_peak'] is None and 'no peak known' in row['peak']  # a CPU
 
+
+
+def test_every_table_row_has_the_header_s_cells():
+  measured = {'mode': 'train', 'phase': 'l1', 'dtype': 'bfloat16', 'per_device_batch': 16,
+              'devices': 8, 'images_per_s': 512.0, 'step_ms': 250.0, 'compile_s': 40.0,
+              'executed_tflops': 100.0, 'mfu_executed': 0.1, 'mfu_model': None,
+              'accessed_gb_per_s_per_device': 2000.0, 'flop_per_byte': 18.1,
+              'peak_device_mib': 9000.0, 'device_kind': 'NVIDIA H200', 'peak': 'H200'}
+  skipped = {'mode': 'train', 'phase': 'gan', 'dtype': 'float32', 'per_device_batch': 64,
+             'skipped': 'budget (400 s of 420 s used)'}
+  head, rule, *rows = bench.markdown_table([measured, skipped]).splitlines()
+  assert [line.count('|') for line in (rule, *rows)] == [head.count('|')] * 3
+  assert '| 2000.0 | 18.1 | 9000 | NVIDIA H200 (H200) |' in rows[0]
+  assert '| 10.0% | - |' in rows[0]
