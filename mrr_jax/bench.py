@@ -290,11 +290,13 @@ def markdown_table(rows: Sequence[Dict[str, Any]]) -> str:
   head = ('| mode | phase | dtype | batch/dev | devices | images/s | step ms | compile s | '
           'executed TFLOP/s | MFU (executed) | MFU (model) | GB/s per device | FLOP/byte | '
           'peak mem MiB | device |')
-  lines = [head, '|' + '|'.join(['---'] * (head.count('|') - 1)) + '|']
+  columns = head.count('|') - 1
+  lines = [head, '|' + '|'.join(['---'] * columns) + '|']
   for r in rows:
-    if 'skipped' in r:
-      lines.append(f'| {r["mode"]} | {r["phase"]} | {r["dtype"]} | {r["per_device_batch"]} | | '
-                   f'skipped: {r["skipped"]} | | | | | | | | | |')
+    if 'skipped' in r:  # the reason in the images/s column, the columns after it empty
+      cells = [r['mode'], r['phase'], r['dtype'], r['per_device_batch'], '',
+               f'skipped: {r["skipped"]}']
+      lines.append('| ' + ' | '.join(map(str, cells + [''] * (columns - len(cells)))) + ' |')
       continue
     mem = r.get('peak_device_mib') or r.get('program_temp_mib')
     lines.append(
