@@ -17,8 +17,8 @@
 #   sweep.jsonl, sweep.md    bench --mode ceilings (the first line), then bench --sweep
 #   profile_summary.txt      python -m mrr_jax.profile_summary over every case's trace
 #   l1.trace.json.gz, gan.trace.json.gz   the bf16 batch-16 traces (Perfetto, TensorBoard;
-#                            on a CPU rehearsal, its float32 ones), unless over the 16 MiB
-#                            a file may have to come back
+#                            on a CPU rehearsal, its float32 ones); a trace over 15 MiB is
+#                            left out (a lent machine returns files up to 16 MiB)
 # Usage: OUT=/tmp/out bash benchmarks/device_sweep.sh [budget seconds, default 420]
 # A rehearsal on a CPU: CONFIG=configs/mrrnet.py:tiny OUT=/tmp/out bash benchmarks/device_sweep.sh 120
 set -uo pipefail

@@ -39,7 +39,6 @@ def test_ceilings_count_the_work_they_time():
   assert row['matmul_of_peak'] is None and 'no peak known' in row['peak']  # a CPU
 
 
-
 def test_every_table_row_has_the_header_s_cells():
   measured = {'mode': 'train', 'phase': 'l1', 'dtype': 'bfloat16', 'per_device_batch': 16,
               'devices': 8, 'images_per_s': 512.0, 'step_ms': 250.0, 'compile_s': 40.0,
