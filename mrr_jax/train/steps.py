@@ -6,6 +6,7 @@ are averaged over devices with axis_name='batch'; the relativistic loss's
 batch means run over the global batch, so N devices equal one.
 """
 import functools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -127,20 +128,29 @@ class StepFn:
     return compiled(state, batch, *self.constants)
 
 
-def make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg_params=None, pcp_mode='torch',
-                 devices=None) -> StepFn:
-  """The phase's pmapped step: (replicated state, sharded batch) -> (state, metrics)."""
-  pmap = functools.partial(jax.pmap, axis_name=AXIS, donate_argnums=(0,), devices=devices)
+def phase_step(config, generator, discriminator, g_tx, d_tx, pcp_mode='torch') -> Callable:
+  """The phase's per-device step (state, batch, *constants) -> (state, metrics), to be pmapped.
+
+  The GAN step's one constant is VGG19's params; the L1 step has none.
+  """
   if config.phase == 'l1':
-    return StepFn(pmap(functools.partial(l1_train_step, config=config, generator=generator,
-                                         g_tx=g_tx)))
+    return functools.partial(l1_train_step, config=config, generator=generator, g_tx=g_tx)
   if config.phase != 'gan':
     raise TrainingError(f"config.phase must be 'l1' or 'gan', got {config.phase!r}")
   vgg_model = VGG19Features(dtype=compute_dtype(config))
-  step = functools.partial(gan_train_step, config=config, generator=generator,
+  return functools.partial(gan_train_step, config=config, generator=generator,
                            discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
                            vgg_apply=vgg_model.apply, pcp_mode=pcp_mode)
-  return StepFn(pmap(step), parallel.replicate(vgg_params, devices))
+
+
+def make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg_params=None, pcp_mode='torch',
+                 devices=None) -> StepFn:
+  """The phase's pmapped step: (replicated state, sharded batch) -> (state, metrics)."""
+  step = phase_step(config, generator, discriminator, g_tx, d_tx, pcp_mode)
+  pmapped = jax.pmap(step, axis_name=AXIS, donate_argnums=(0,), devices=devices)
+  if config.phase == 'l1':
+    return StepFn(pmapped)
+  return StepFn(pmapped, parallel.replicate(vgg_params, devices))
 
 
 def make_health_fn(config, generator, discriminator, devices=None):
