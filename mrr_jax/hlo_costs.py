@@ -1,0 +1,311 @@
+"""Where a compiled step's time can go: per-kernel FLOPs and bytes read from optimized HLO text.
+
+XLA's own cost analysis is not always there (a program compiled for a GPU
+that is not attached returns none) and counts library calls such as cuDNN
+convolutions as zero. This reads the optimized module instead. Every
+instruction of the entry computation that launches work (a fusion, a library
+call, a copy, a collective) is one kernel. Its bytes are its operands read
+once and its results written once; a library call's scratch buffer (a u8
+tuple element) does not count. Its FLOPs are those of the convolutions and
+matrix products in it: 2 multiply-adds' worth per output element per
+contracted element. Element-wise arithmetic is not counted: beside a
+convolution's it is small, and such kernels are limited by their bytes anyway.
+
+The roofline floor of a kernel is max(FLOPs / peak, bytes / bandwidth); the
+program's floor is the sum over kernels, which run one after another on a
+GPU stream. It leaves out launch gaps and kernels running below the peak
+rates, so a measured step is slower; what it says is which kernels could cost
+the most, and whether a step could reach a given MFU at all.
+"""
+import dataclasses
+import math
+import re
+from typing import Dict, List, Optional, Tuple
+
+DTYPE_BYTES = {'pred': 1, 's4': 0.5, 'u4': 0.5, 's8': 1, 'u8': 1, 's16': 2, 'u16': 2, 's32': 4,
+               'u32': 4, 's64': 8, 'u64': 8, 'f16': 2, 'bf16': 2, 'f32': 4, 'f64': 8,
+               'c64': 8, 'c128': 16, 'f8e4m3fn': 1, 'f8e5m2': 1, 'token': 0}
+# Instructions that launch nothing: views, tuples, the second half of an async pair.
+FREE_OPCODES = frozenset({
+    'parameter', 'constant', 'get-tuple-element', 'tuple', 'bitcast', 'after-all',
+    'opt-barrier', 'partition-id', 'replica-id', 'all-reduce-done', 'all-gather-done',
+    'collective-permute-done', 'copy-done', 'async-done', 'send-done', 'recv-done',
+    'add-dependency', 'domain'})
+COLLECTIVES = ('all-reduce', 'all-gather', 'reduce-scatter', 'collective-permute', 'all-to-all')
+
+_SHAPE = re.compile(r'\b([a-z]+[0-9a-z]*)\[([0-9,]*)\]')
+_INSTRUCTION = re.compile(r'^\s*(?:ROOT\s+)?%([\w.\-]+)\s*=\s*(.*)$')
+_COMPUTATION = re.compile(r'^(?:ENTRY\s+)?%([\w.\-]+)\s.*\{\s*$')
+
+
+@dataclasses.dataclass
+class Instruction:
+  name: str
+  opcode: str
+  shapes: List[Tuple[str, Tuple[int, ...]]]  # (dtype, dims) of each result element
+  operands: List[str]
+  attrs: str
+  inner: str = ''    # the text between the opcode's brackets (a parameter's number)
+
+  def result_bytes(self) -> float:
+    shapes = self.shapes
+    if self.opcode == 'custom-call' and len(shapes) > 1 and shapes[-1][0] == 'u8':
+      shapes = shapes[:-1]  # a library call's scratch buffer
+    return sum(_bytes(s) for s in shapes)
+
+
+@dataclasses.dataclass
+class Kernel:
+  name: str
+  kind: str          # 'convolution', 'matmul', 'fusion', 'reduction fusion', 'copy', ...
+  flops: float
+  bytes: float
+  op_name: str       # the jax/flax source path XLA kept in the metadata
+
+
+def _bytes(shape: Tuple[str, Tuple[int, ...]]) -> float:
+  dtype, dims = shape
+  return DTYPE_BYTES.get(dtype, 4) * math.prod(dims)
+
+
+def _split_top_level(text: str) -> List[str]:
+  """Splits on commas outside (), {} and []."""
+  parts, depth, start = [], 0, 0
+  for i, ch in enumerate(text):
+    if ch in '([{':
+      depth += 1
+    elif ch in ')]}':
+      depth -= 1
+    elif ch == ',' and depth == 0:
+      parts.append(text[start:i])
+      start = i + 1
+  parts.append(text[start:])
+  return [p.strip() for p in parts if p.strip()]
+
+
+def _closing(text: str, start: int) -> int:
+  """Index of the bracket closing the one at text[start]."""
+  depth = 0
+  for i in range(start, len(text)):
+    if text[i] in '([{':
+      depth += 1
+    elif text[i] in ')]}':
+      depth -= 1
+      if depth == 0:
+        return i
+  raise ValueError(f'unbalanced brackets in HLO: {text[start:start + 80]!r}')
+
+
+def parse_instruction(line: str) -> Optional[Instruction]:
+  """One HLO instruction line, or None for anything else."""
+  match = _INSTRUCTION.match(line)
+  if not match:
+    return None
+  name, rest = match.groups()
+  if rest.startswith('('):
+    end = _closing(rest, 0)
+    type_text, rest = rest[:end + 1], rest[end + 1:].lstrip()
+  else:
+    type_text, _, rest = rest.partition(' ')
+  shapes = [(d, tuple(int(x) for x in dims.split(',') if x))
+            for d, dims in _SHAPE.findall(type_text)]
+  opcode_match = re.match(r'([\w\-$]+)\(', rest)
+  if not opcode_match:
+    return None
+  opcode = opcode_match.group(1)
+  open_at = opcode_match.end() - 1
+  close_at = _closing(rest, open_at)
+  operands = [p.split()[-1].lstrip('%') for p in _split_top_level(rest[open_at + 1:close_at])
+              if p.split()[-1].startswith('%')]
+  return Instruction(name, opcode, shapes, operands, rest[close_at + 1:],
+                     rest[open_at + 1:close_at])
+
+
+def parse_module(text: str) -> Tuple[Dict[str, List[Instruction]], str]:
+  """({computation name: its instructions}, the entry computation's name)."""
+  computations: Dict[str, List[Instruction]] = {}
+  entry, current = None, None
+  for line in text.splitlines():
+    if current is None:
+      match = _COMPUTATION.match(line)
+      if match:
+        current = match.group(1)
+        computations[current] = []
+        if line.startswith('ENTRY'):
+          entry = current
+      continue
+    if line.startswith('}'):
+      current = None
+      continue
+    instruction = parse_instruction(line)
+    if instruction:
+      computations[current].append(instruction)
+  if entry is None:
+    raise ValueError('no ENTRY computation in the HLO text')
+  return computations, entry
+
+
+def _attr(attrs: str, key: str) -> Optional[str]:
+  match = re.search(rf'\b{key}=([^\s,]+)', attrs)
+  return match.group(1) if match else None
+
+
+def _window(attrs: str) -> Dict[str, List[Tuple[int, ...]]]:
+  """window={size=3x3 stride=2x2 pad=1_1x1_1 lhs_dilate=2x2} as lists of per-dimension tuples."""
+  match = re.search(r'window=\{([^}]*)\}', attrs)
+  fields = dict(f.split('=') for f in match.group(1).split()) if match else {}
+  size = [int(v) for v in fields['size'].split('x')] if 'size' in fields else []
+  per_dim = lambda key, default: ([tuple(int(v) for v in part.split('_'))
+                                   for part in fields[key].split('x')]
+                                  if key in fields else [default] * len(size))
+  return {'size': [(k,) for k in size], 'stride': per_dim('stride', (1,)),
+          'pad': per_dim('pad', (0, 0)), 'lhs_dilate': per_dim('lhs_dilate', (1,)),
+          'rhs_dilate': per_dim('rhs_dilate', (1,))}
+
+
+def _taps(in_size: int, out_size: int, kernel: int, stride: int, pad_low: int,
+          lhs_dilate: int, rhs_dilate: int) -> int:
+  """(output, kernel) position pairs along one dimension that meet an input value.
+
+  Taps on padding or on the holes of a dilated input multiply zeros: XLA's
+  cost analysis does not count them, and neither does this.
+  """
+  count = 0
+  for o in range(out_size):
+    for k in range(kernel):
+      pos = o * stride + k * rhs_dilate - pad_low
+      if pos >= 0 and pos % lhs_dilate == 0 and pos // lhs_dilate < in_size:
+        count += 1
+  return count
+
+
+def _conv_flops(inst: Instruction, shapes: Dict[str, Tuple[str, Tuple[int, ...]]]) -> float:
+  """2 x batch x output features x input features per group x the spatial taps that meet data.
+
+  An HLO convolution reads (input, kernel) -> output. XLA's GPU backend emits
+  the forward convolution and both its gradients as cuDNN calls that keep the
+  forward convolution's window and dim_labels: forward (input, kernel) ->
+  output; backward input (output, kernel) -> input; backward filter (input,
+  output) -> kernel.
+  """
+  labels = _attr(inst.attrs, 'dim_labels')
+  if not labels:
+    return 0.0
+  in_labels, rest = labels.split('_', 1)
+  kernel_labels, out_labels = rest.split('->')
+  target = _attr(inst.attrs, 'custom_call_target') or ''
+  result = inst.shapes[0][1]
+  operand = lambda i: shapes[inst.operands[i]][1]
+  if 'BackwardInput' in target:
+    in_shape, kernel_shape, out_shape = result, operand(1), operand(0)
+  elif 'BackwardFilter' in target:
+    in_shape, kernel_shape, out_shape = operand(0), result, operand(1)
+  else:
+    in_shape, kernel_shape, out_shape = operand(0), operand(1), result
+  window = _window(inst.attrs)
+  taps = 1
+  for d in range(len(window['size'])):
+    taps *= _taps(in_shape[in_labels.index(str(d))], out_shape[out_labels.index(str(d))],
+                  window['size'][d][0], window['stride'][d][0], window['pad'][d][0],
+                  window['lhs_dilate'][d][0], window['rhs_dilate'][d][0])
+  return (2.0 * out_shape[out_labels.index('b')] * out_shape[out_labels.index('f')]
+          * kernel_shape[kernel_labels.index('i')] * taps)
+
+
+def _dot_flops(inst: Instruction, shapes: Dict[str, Tuple[str, Tuple[int, ...]]]) -> float:
+  """2 x output elements x contracted elements (HLO dot or a cuBLAS call)."""
+  if inst.opcode == 'dot':
+    dims = _attr(inst.attrs, 'lhs_contracting_dims') or '{}'
+    contracting = [int(d) for d in dims.strip('{}').split(',') if d]
+  else:
+    match = re.search(r'"lhs_contracting_dimensions":\[([^\]]*)\]', inst.attrs)
+    contracting = [int(d.strip('"')) for d in match.group(1).split(',') if d] if match else []
+  lhs = shapes[inst.operands[0]][1]
+  return 2.0 * math.prod(inst.shapes[0][1]) * math.prod(lhs[d] for d in contracting)
+
+
+def _is_conv(inst: Instruction) -> bool:
+  target = _attr(inst.attrs, 'custom_call_target') or ''
+  return inst.opcode == 'convolution' or (inst.opcode == 'custom-call' and 'conv' in target)
+
+
+def _is_dot(inst: Instruction) -> bool:
+  target = _attr(inst.attrs, 'custom_call_target') or ''
+  return inst.opcode == 'dot' or (inst.opcode == 'custom-call' and
+                                  ('gemm' in target or 'matmul' in target))
+
+
+def _flops(inst: Instruction, computations: Dict[str, List[Instruction]],
+           shapes: Dict[str, Tuple[str, Tuple[int, ...]]]) -> float:
+  if _is_conv(inst):
+    return _conv_flops(inst, shapes)
+  if _is_dot(inst):
+    return _dot_flops(inst, shapes)
+  called = _attr(inst.attrs, 'calls')
+  if inst.opcode == 'fusion' and called and called.lstrip('%') in computations:
+    body = computations[called.lstrip('%')]
+    inner = {i.name: i.shapes[0] for i in body if i.shapes}
+    return sum(_flops(i, computations, inner) for i in body)
+  return 0.0
+
+
+def _kind(inst: Instruction) -> str:
+  if _is_conv(inst):
+    return 'convolution'
+  if _is_dot(inst):
+    return 'matmul'
+  if inst.opcode == 'fusion':
+    fusion_kind = _attr(inst.attrs, 'kind')
+    return {'kInput': 'reduction fusion', 'kLoop': 'loop fusion'}.get(fusion_kind, 'fusion')
+  if inst.opcode.startswith(COLLECTIVES):
+    return 'collective'
+  if inst.opcode in ('copy', 'copy-start'):
+    return 'copy'
+  return inst.opcode
+
+
+def _value_bytes(inst: Instruction) -> float:
+  """What reading the value `inst` produced costs: all of it (a library call: less its scratch)."""
+  return inst.result_bytes() if inst.opcode == 'custom-call' else sum(map(_bytes, inst.shapes))
+
+
+def _read_bytes(inst: Instruction, index: int, producer: Instruction,
+                computations: Dict[str, List[Instruction]]) -> float:
+  """Bytes `inst` reads of its index-th operand: all of it, unless it only slices it.
+
+  A fusion whose parameter feeds nothing but slices reads just those slices
+  (XLA's GPU backend slices each gradient out of one combined all-reduce
+  buffer this way); so does a slice outside a fusion.
+  """
+  whole = _value_bytes(producer)
+  if inst.opcode in ('slice', 'dynamic-slice') and index == 0:
+    return min(whole, inst.result_bytes())
+  called = (_attr(inst.attrs, 'calls') or '').lstrip('%')
+  if inst.opcode != 'fusion' or called not in computations:
+    return whole
+  body = computations[called]
+  param = next((i for i in body if i.opcode == 'parameter' and i.inner.strip() == str(index)),
+               None)
+  users = [u for u in body if param is not None and param.name in u.operands]
+  if users and all(u.opcode in ('slice', 'dynamic-slice') and u.operands[0] == param.name
+                   for u in users):
+    return min(whole, sum(u.result_bytes() for u in users))
+  return whole
+
+
+def kernels(hlo_text: str) -> List[Kernel]:
+  """The entry computation's kernels, in schedule order."""
+  computations, entry = parse_module(hlo_text)
+  body = computations[entry]
+  producers = {i.name: i for i in body}
+  shapes = {i.name: i.shapes[0] for i in body if i.shapes}
+  out = []
+  for inst in body:
+    if inst.opcode in FREE_OPCODES:
+      continue
+    read = sum(_read_bytes(inst, i, producers[n], computations)
+               for i, n in enumerate(inst.operands) if n in producers)
+    op_name = re.search(r'op_name="([^"]*)"', inst.attrs)
+    out.append(Kernel(inst.name, _kind(inst), _flops(inst, computations, shapes),
+                      read + inst.result_bytes(), op_name.group(1) if op_name else ''))
+  return out

@@ -1,0 +1,286 @@
+r"""The train steps compiled for a GPU that is not attached, and where their time can go.
+
+  pip install "jax[cuda12]==0.10.2"   # jax's CUDA plugin (5.6 GB): it compiles without a GPU
+  python -m mrr_jax.roofline --config configs/mrrnet.py --target h200 --phases l1,gan \
+      --batch_sizes 16 --dtypes bfloat16 --json runs/roofline.jsonl
+
+XLA's GPU compiler runs on a CPU machine given a description of the GPU
+(mrr_jax/gpu_targets/*.txtpb). This compiles the trainer's own pmapped step
+for it (the plain kernels, synthetic shapes, a random VGG19) and reads the
+optimized program (mrr_jax.hlo_costs): the kernels it launches, their FLOPs
+and bytes, and each one's roofline floor on that GPU (its datasheet peak for
+the dtype, its memory bandwidth). Per case it prints one JSON line, then a
+table and the groups of kernels (by model path, forward or backward) with the
+largest floors. The floor is a lower bound on the step time: the MFU
+ceiling it implies is the most the step can reach as compiled. No autotuning
+runs without the device, so fusion is what the device gets but algorithm
+choices may differ.
+
+--target local compiles for the attached backend instead (e.g. this CPU, for
+the tests), with --peak_tflops and --bandwidth_gb_s giving the roofline.
+"""
+import dataclasses
+import json
+import os
+import re
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from absl import flags
+import ml_collections
+from ml_collections import config_flags
+
+from mrr_jax import cli, hlo_costs
+from mrr_jax.peaks import peak_tflops
+
+TARGETS_DIR = os.path.join(os.path.dirname(__file__), 'gpu_targets')
+TARGETS = {'h100': 'h100_sxm.txtpb', 'h200': 'h200.txtpb'}
+
+config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
+_TARGET = flags.DEFINE_enum('target', 'h200', sorted(TARGETS) + ['local'],
+                            'The GPU to compile for, or the attached backend.')
+_DEVICES = flags.DEFINE_integer('devices', 1, 'Devices the step is pmapped over (collectives '
+                                'appear from 2).')
+_PHASES = flags.DEFINE_list('phases', ['l1', 'gan'], 'Train steps: l1, gan.')
+_BATCHES = flags.DEFINE_list('batch_sizes', ['16'], 'Per-device batch sizes.')
+_DTYPES = flags.DEFINE_list('dtypes', ['bfloat16'], 'Compute dtypes.')
+_PEAK = flags.DEFINE_float('peak_tflops', None, 'Dense peak TFLOP/s per device (default: '
+                           'mrr_jax.peaks\'s table for the target).')
+_BANDWIDTH = flags.DEFINE_float('bandwidth_gb_s', None, 'Memory bandwidth per device, GB/s '
+                                '(default: the target description\'s).')
+_TOP = flags.DEFINE_integer('top', 12, 'Kernel groups listed per case.')
+_JSON = flags.DEFINE_string('json', None, 'Also append the JSON lines to this file.')
+_HLO_DIR = flags.DEFINE_string('hlo_dir', None, 'Also write each optimized program here.')
+flags.mark_flags_as_required(['config'])
+
+
+class TargetError(Exception):
+  """The target cannot be compiled for here (one line, for the user)."""
+
+
+@dataclasses.dataclass
+class Target:
+  name: str
+  device_kind: str
+  devices: List[Any]
+  peak_tflops: Dict[str, float]          # by dtype
+  bandwidth_gb_s: Optional[float]
+
+
+def _target_field(text: str, key: str) -> Optional[str]:
+  match = re.search(rf'^\s*{key}:\s*"?([^"\n]*)"?\s*$', text, re.MULTILINE)
+  return match.group(1) if match else None
+
+
+def gpu_target(name: str, devices: int) -> Target:
+  """Compile-only devices of the named GPU, from its description file."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax.experimental import topologies  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(TARGETS_DIR, TARGETS[name])) as f:
+    text = f.read()
+  kind = _target_field(text, 'device_description_str')
+  try:
+    topology = topologies.get_topology_desc(platform='cuda', target_config=text,
+                                            topology=f'1x1x{devices}')
+  except Exception as e:  # pylint: disable=broad-except
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise TargetError(
+        f'--target {name}: jax cannot compile for CUDA here ({first[:200]}). It needs jax\'s '
+        f'CUDA plugin, which compiles without a GPU: pip install "jax[cuda12]=={jax.__version__}"'
+    ) from e
+  peaks = {d: peak_tflops(kind, d)[0] for d in ('bfloat16', 'float32')}
+  bandwidth = float(_target_field(text, 'memory_bandwidth')) / 1e9
+  return Target(name, kind, list(topology.devices), peaks, bandwidth)
+
+
+def local_target(devices: int) -> Target:
+  import jax  # pylint: disable=g-import-not-at-top
+  local = jax.local_devices()
+  if devices > len(local):
+    raise TargetError(f'--devices {devices}: this host has {len(local)} '
+                      f'{local[0].platform} devices')
+  kind = local[0].device_kind
+  peaks = {d: peak_tflops(kind, d)[0] for d in ('bfloat16', 'float32')}
+  return Target('local', kind, local[:devices], peaks, None)
+
+
+def _abstract_step_args(config, run, devices: int, per_device: int):
+  """ShapeDtypeStructs of (state, batch, *constants) with pmap's leading device axis."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  stacked = lambda x: jax.ShapeDtypeStruct((devices,) + np.shape(x), jnp.asarray(x).dtype)
+  # The constants are already replicated over the local devices: drop that axis.
+  restacked = lambda x: jax.ShapeDtypeStruct((devices,) + x.shape[1:], x.dtype)
+  state = jax.tree.map(stacked, run.state)
+  image = jax.ShapeDtypeStruct((devices, per_device, 128, 128, 3), jnp.float32)
+  constants = [jax.tree.map(restacked, c) for c in run.step_fn.constants]
+  return state, {'input': image, 'hr': image}, constants
+
+
+def compile_step(base_config: ml_collections.ConfigDict, phase: str, per_device: int,
+                 dtype: str, target: Target) -> Tuple[str, Dict[str, Any]]:
+  """(optimized HLO text, compile facts) of the phase's pmapped train step for `target`."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from mrr_jax.models import kernels  # pylint: disable=g-import-not-at-top
+  from mrr_jax.train import parallel, setup, steps  # pylint: disable=g-import-not-at-top
+  config = base_config.copy_and_resolve_references()
+  with config.unlocked():
+    config.phase = phase
+    config.compute_dtype = dtype
+    config.batch_size = per_device * jax.local_device_count()
+    config.kernels = 'plain' if target.name != 'local' else config.kernels
+    if phase == 'gan' and not config.vgg_weights:
+      config.allow_random_vgg = True
+  run = setup.create(config, steps_per_epoch=1000)
+  state, batch, constants = _abstract_step_args(config, run, len(target.devices), per_device)
+  step = steps.phase_step(config, run.generator, run.discriminator, run.g_tx, run.d_tx,
+                          run.pcp_mode)
+  with kernels.forced(config.kernels):
+    pmapped = jax.pmap(step, axis_name=parallel.AXIS, donate_argnums=(0,),
+                       devices=target.devices)
+    t0 = time.perf_counter()
+    compiled = pmapped.lower(state, batch, *constants).compile()
+  compile_s = time.perf_counter() - t0
+  facts = {'compile_s': compile_s, 'kernels_mode': config.kernels}
+  try:
+    memory = compiled.memory_analysis()
+    facts['program_temp_mib'] = memory.temp_size_in_bytes / 2**20
+    facts['program_args_mib'] = memory.argument_size_in_bytes / 2**20
+  except Exception:  # pylint: disable=broad-except
+    pass
+  return compiled.as_text(), facts
+
+
+def kernel_group(kernel: hlo_costs.Kernel) -> str:
+  """'backward norm (reduction fusion)': which kind of layer a kernel came from.
+
+  The innermost flax module in XLA's op_name metadata, numbered modules
+  merged (conv2d_3 -> conv2d), jax's transforms and the primitive dropped;
+  '(no module)' for the optimizer and other code outside the models.
+  """
+  parts = [p for p in kernel.op_name.split('/') if p]
+  direction = 'backward' if any(p.startswith('transpose(') for p in parts) else 'forward'
+  modules = [re.sub(r'_\d+$', '', p) for p in parts[:-1]
+             if not p.startswith(('jit(', 'jvp(', 'transpose(', 'pmap(', 'shard_map',
+                                  'checkpoint', 'rematted_computation', 'remat'))]
+  return f'{direction} {modules[-1] if modules else "(no module)"} ({kernel.kind})'
+
+
+def roofline(kernels: Sequence[hlo_costs.Kernel], peak_tflops: Optional[float],
+             bandwidth_gb_s: Optional[float], top: int) -> Dict[str, Any]:
+  """Totals, the per-kernel roofline floor and the MFU ceiling it implies, the top groups."""
+  flops = sum(k.flops for k in kernels)
+  accessed = sum(k.bytes for k in kernels)
+  by_kind: Dict[str, List[float]] = {}
+  for k in kernels:
+    entry = by_kind.setdefault(k.kind, [0, 0.0, 0.0])
+    entry[0] += 1
+    entry[1] += k.flops / 1e12
+    entry[2] += k.bytes / 1e9
+  out: Dict[str, Any] = {
+      'kernels': len(kernels), 'tflop_per_device_step': flops / 1e12,
+      'gb_per_device_step': accessed / 1e9, 'flop_per_byte': flops / accessed if accessed else None,
+      'by_kind': {kind: {'kernels': n, 'tflop': f, 'gb': b}
+                  for kind, (n, f, b) in sorted(by_kind.items(), key=lambda x: -x[1][2])},
+      'peak_tflops_per_device': peak_tflops, 'bandwidth_gb_s': bandwidth_gb_s,
+      'floor_ms': None, 'compute_floor_ms': None, 'memory_floor_ms': None, 'mfu_ceiling': None,
+      'groups': []}
+  if not (peak_tflops and bandwidth_gb_s):
+    return out
+  peak, bandwidth = peak_tflops * 1e12, bandwidth_gb_s * 1e9
+  floors = [max(k.flops / peak, k.bytes / bandwidth) for k in kernels]
+  floor = sum(floors)
+  out.update(floor_ms=floor * 1e3, compute_floor_ms=flops / peak * 1e3,
+             memory_floor_ms=accessed / bandwidth * 1e3,
+             mfu_ceiling=flops / peak / floor if floor else None)
+  groups: Dict[str, List[float]] = {}
+  for k, f in zip(kernels, floors):
+    entry = groups.setdefault(kernel_group(k), [0, 0.0, 0.0, 0.0])
+    entry[0] += 1
+    entry[1] += k.flops / 1e12
+    entry[2] += k.bytes / 1e9
+    entry[3] += f * 1e3
+  ranked = sorted(groups.items(), key=lambda x: -x[1][3])[:top]
+  out['groups'] = [{'group': g, 'kernels': n, 'tflop': f, 'gb': b, 'floor_ms': t,
+                    'floor_share': t / (floor * 1e3)} for g, (n, f, b, t) in ranked]
+  return out
+
+
+def _fmt(value, spec: str) -> str:
+  return '-' if value is None else format(value, spec)
+
+
+def markdown_table(rows: Sequence[Dict[str, Any]]) -> str:
+  head = ('| target | phase | dtype | batch/dev | devices | kernels | TFLOP | GB | FLOP/byte | '
+          'floor ms | compute floor ms | memory floor ms | MFU ceiling | temp MiB | compile s |')
+  columns = head.count('|') - 1
+  lines = [head, '|' + '|'.join(['---'] * columns) + '|']
+  for r in rows:
+    lines.append(
+        f'| {r["device_kind"]} | {r["phase"]} | {r["dtype"]} | {r["per_device_batch"]} | '
+        f'{r["devices"]} | {r["kernels"]} | {r["tflop_per_device_step"]:.3f} | '
+        f'{r["gb_per_device_step"]:.2f} | {_fmt(r["flop_per_byte"], ".0f")} | '
+        f'{_fmt(r["floor_ms"], ".2f")} | {_fmt(r["compute_floor_ms"], ".2f")} | '
+        f'{_fmt(r["memory_floor_ms"], ".2f")} | {_fmt(r["mfu_ceiling"], ".1%")} | '
+        f'{_fmt(r.get("program_temp_mib"), ".0f")} | {r["compile_s"]:.1f} |')
+  return '\n'.join(lines)
+
+
+def groups_text(row: Dict[str, Any]) -> str:
+  lines = [f'{row["phase"]} {row["dtype"]} batch {row["per_device_batch"]}/device on '
+           f'{row["device_kind"]}: largest floors']
+  for g in row['groups']:
+    lines.append(f'  {g["floor_share"]:6.1%}  {g["floor_ms"]:7.3f} ms  {g["gb"]:6.2f} GB  '
+                 f'{g["tflop"]:6.3f} TFLOP  {g["kernels"]:4d} kernels  {g["group"]}')
+  return '\n'.join(lines)
+
+
+def _emit(row: Dict[str, Any]) -> None:
+  line = json.dumps(row)
+  print(line, flush=True)
+  if _JSON.value:
+    with open(_JSON.value, 'a') as f:
+      f.write(line + '\n')
+
+
+def main(argv):
+  cli.check_args(argv, flags.FLAGS, ['config'])
+  if _TARGET.value != 'local':
+    import jax  # pylint: disable=g-import-not-at-top
+    # The model and its abstract state are built on the CPU; only the compile
+    # targets the GPU, through compile-only devices.
+    jax.config.update('jax_platforms', 'cpu')
+  try:
+    target = (local_target(_DEVICES.value) if _TARGET.value == 'local'
+              else gpu_target(_TARGET.value, _DEVICES.value))
+  except TargetError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+  rows = []
+  for dtype in _DTYPES.value:
+    for per_device in [int(b) for b in _BATCHES.value]:
+      for phase in _PHASES.value:
+        hlo, facts = compile_step(flags.FLAGS.config, phase, per_device, dtype, target)
+        if _HLO_DIR.value:
+          os.makedirs(_HLO_DIR.value, exist_ok=True)
+          path = os.path.join(_HLO_DIR.value, f'{target.name}_{phase}_b{per_device}_{dtype}.hlo')
+          with open(path, 'w') as f:
+            f.write(hlo)
+        row = {'target': target.name, 'device_kind': target.device_kind, 'phase': phase,
+               'dtype': dtype, 'per_device_batch': per_device, 'devices': len(target.devices),
+               **facts}
+        row.update(roofline(hlo_costs.kernels(hlo),
+                            _PEAK.value or target.peak_tflops.get(dtype),
+                            _BANDWIDTH.value or target.bandwidth_gb_s, _TOP.value))
+        rows.append(row)
+        _emit(row)
+  print(markdown_table(rows), flush=True)
+  for row in rows:
+    if row['groups']:
+      print(groups_text(row), flush=True)
+
+
+if __name__ == '__main__':
+  cli.run(main, config_flags=True)
