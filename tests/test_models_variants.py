@@ -107,6 +107,42 @@ def test_instance_norm_hand_written_gradient_matches_autodiff():
   assert float(jnp.abs(ours(x, scale, bias)[0]).max()) > 0.1  # the check is not vacuous
 
 
+@pytest.mark.parametrize('dtype', ['float32', 'bfloat16'])
+def test_instance_norm_keeping_input_matches_autodiff(dtype):
+  """layers.instance_norm_keeping_input (the bfloat16 norm) against autodiff of the formula.
+
+  float32 in: the same math, to float32 rounding. bfloat16 in: the reference
+  runs in float32 on the same bfloat16 values, and the outputs and dx are
+  bfloat16, so they agree to bfloat16's 8 bits; the param gradients stay float32.
+  """
+  from mrr_jax.models import layers  # pylint: disable=g-import-not-at-top
+
+  def reference(x, scale, bias):
+    x = x.astype(jnp.float32)
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=(1, 2), keepdims=True)
+    return (x - mean) / jnp.sqrt(var + 1e-5) * scale + bias
+
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(rng.normal(1.5, 2.0, (2, 6, 5, 3)).astype(np.float32)).astype(dtype)
+  scale = jnp.asarray(rng.normal(1.0, 0.3, (3,)).astype(np.float32))
+  bias = jnp.asarray(rng.normal(0.0, 0.3, (3,)).astype(np.float32))
+  weights = jnp.asarray(rng.normal(size=(2, 6, 5, 3)).astype(np.float32))
+  loss = lambda f: lambda *a: jnp.sum(jnp.tanh(f(*a).astype(jnp.float32)) * weights)
+  ours_fn = lambda x, s, b: layers.instance_norm_keeping_input(x, s, b, 1e-5)
+  tol = {'float32': dict(rtol=1e-4, atol=1e-5), 'bfloat16': dict(rtol=2e-2, atol=2e-2)}[dtype]
+  y = ours_fn(x, scale, bias)
+  assert y.dtype == x.dtype
+  np.testing.assert_allclose(np.asarray(y, np.float32), reference(x, scale, bias), **tol)
+  got = jax.grad(loss(ours_fn), (0, 1, 2))(x, scale, bias)
+  want = jax.grad(loss(reference), (0, 1, 2))(x.astype(jnp.float32), scale, bias)
+  assert got[0].dtype == x.dtype and got[1].dtype == got[2].dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(got[0], np.float32), want[0], **tol)
+  for g, w in zip(got[1:], want[1:]):  # summed in float32 from bfloat16 x: closer than dx
+    np.testing.assert_allclose(g, w, rtol=1e-2 if dtype == 'bfloat16' else 1e-4, atol=1e-4)
+  assert float(jnp.abs(want[0]).max()) > 0.1  # the check is not vacuous
+
+
 def test_vgg_max_pool_equals_flax_max_pool():
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   from mrr_jax.models import vgg  # pylint: disable=g-import-not-at-top

@@ -9,6 +9,7 @@ swaps in CPU-tuned gradients on the CPU backend.
 Params are initialised by mrr_jax.models.init (the authors' rules, in numpy);
 the initialisers named here only give `module.init` something to run.
 """
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -85,6 +86,52 @@ class KernelConv(nn.Module):
     return y
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def instance_norm_keeping_input(x: jax.Array, scale: jax.Array, bias: jax.Array,
+                                eps: float) -> jax.Array:
+  """InstanceNorm of a low-precision x, statistics in float32; the gradient keeps only x.
+
+  Autodiff would keep x_hat in float32 for the backward pass, twice the bytes
+  of a bfloat16 x; recomputing the whole norm there instead (jax.checkpoint)
+  re-reads x for both statistics again. This keeps x (its own dtype) and the
+  per-channel mean and 1/std (float32), and the backward pass reads g and x
+  once for its two sums and once more to write dx.
+  """
+  return _norm_keeping_input_fwd(x, scale, bias, eps)[0]
+
+
+def _norm_statistics(x32: jax.Array, eps: float):
+  mean = jnp.mean(x32, axis=(1, 2), keepdims=True)
+  centred = x32 - mean
+  var = jnp.mean(centred * centred, axis=(1, 2), keepdims=True)  # biased, two-pass as torch
+  return mean, jax.lax.rsqrt(var + eps)
+
+
+def _norm_keeping_input_fwd(x, scale, bias, eps):
+  x32 = x.astype(jnp.float32)
+  mean, inv_std = _norm_statistics(x32, eps)
+  y = ((x32 - mean) * inv_std * scale + bias).astype(x.dtype)
+  return y, (x, mean, inv_std, scale)
+
+
+def _norm_keeping_input_bwd(eps, residuals, g):
+  del eps
+  x, mean, inv_std, scale = residuals
+  g = g.astype(jnp.float32)
+  x_hat = (x.astype(jnp.float32) - mean) * inv_std
+  count = x.shape[1] * x.shape[2]
+  sum_g = jnp.sum(g, axis=(1, 2), keepdims=True)
+  sum_g_xhat = jnp.sum(g * x_hat, axis=(1, 2), keepdims=True)
+  dx = (scale * inv_std) * (g - (sum_g + x_hat * sum_g_xhat) / count)
+  # The barrier keeps the batch sums below from being folded into the sums
+  # above as one reduction over (N, H, W): that would re-read g and x.
+  sum_g, sum_g_xhat = jax.lax.optimization_barrier((sum_g, sum_g_xhat))
+  return (dx.astype(x.dtype), jnp.sum(sum_g_xhat, axis=(0, 1, 2)),
+          jnp.sum(sum_g, axis=(0, 1, 2)))
+
+instance_norm_keeping_input.defvjp(_norm_keeping_input_fwd, _norm_keeping_input_bwd)
+
+
 class InstanceNorm(nn.Module):
   """torch.nn.InstanceNorm2d(eps=1e-5): no running statistics, so train == eval.
 
@@ -107,17 +154,11 @@ class InstanceNorm(nn.Module):
       bias = jnp.zeros((channels,), jnp.float32)
     stats_dtype = jnp.promote_types(self.dtype, jnp.float32)
 
-    def normalize(x, scale, bias):
-      y = kernels.instance_norm(x.astype(stats_dtype), scale.astype(stats_dtype),
-                                bias.astype(stats_dtype), self.epsilon)
-      return y.astype(self.dtype)
-
     if stats_dtype != self.dtype:
-      # bfloat16: the backward pass would keep the float32 x_hat (autodiff or
-      # the CPU kernel's residual), twice the bytes of x. Recomputed there from
-      # x instead (two reductions per norm), the norm keeps only its bfloat16 input.
-      normalize = jax.checkpoint(normalize)
-    return normalize(x, scale, bias)
+      return instance_norm_keeping_input(x.astype(self.dtype), scale, bias, self.epsilon)
+    y = kernels.instance_norm(x.astype(stats_dtype), scale.astype(stats_dtype),
+                              bias.astype(stats_dtype), self.epsilon)
+    return y.astype(self.dtype)
 
 
 class PadConv(nn.Module):
