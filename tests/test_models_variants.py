@@ -143,6 +143,21 @@ def test_instance_norm_keeping_input_matches_autodiff(dtype):
   assert float(jnp.abs(want[0]).max()) > 0.1  # the check is not vacuous
 
 
+def test_instance_norm_keeping_input_one_pass_statistics_hold_a_large_mean():
+  """mean/std = 50 in bfloat16: the one-pass variance stays within 0.1% of the two-pass one."""
+  from mrr_jax.models import layers  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(6)
+  x = jnp.asarray(rng.normal(50.0, 1.0, (2, 64, 64, 4)).astype(np.float32)).astype(jnp.bfloat16)
+  x32 = x.astype(jnp.float32)
+  mean, inv_std = layers._norm_statistics(x32, 1e-5)  # pylint: disable=protected-access
+  two_pass = jnp.var(x32, axis=(1, 2), keepdims=True)
+  np.testing.assert_allclose(mean, jnp.mean(x32, axis=(1, 2), keepdims=True), rtol=1e-6)
+  np.testing.assert_allclose(1 / inv_std**2 - 1e-5, two_pass, rtol=1e-3)
+  y = layers.instance_norm_keeping_input(x, jnp.ones(4), jnp.zeros(4), 1e-5)
+  want = (x32 - jnp.mean(x32, axis=(1, 2), keepdims=True)) / jnp.sqrt(two_pass + 1e-5)
+  np.testing.assert_allclose(np.asarray(y, np.float32), want, rtol=2e-2, atol=2e-2)
+
+
 def test_vgg_max_pool_equals_flax_max_pool():
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   from mrr_jax.models import vgg  # pylint: disable=g-import-not-at-top
