@@ -1,20 +1,25 @@
-r"""The train steps compiled for a GPU that is not attached, and where their time can go.
+r"""The train steps compiled for a GPU or TPU that is not attached, and where their time can go.
 
   pip install "jax[cuda12]==0.10.2"   # jax's CUDA plugin (5.6 GB): it compiles without a GPU
   python -m mrr_jax.roofline --config configs/mrrnet.py --target h200 --phases l1,gan \
       --batch_sizes 16 --dtypes bfloat16 --json runs/roofline.jsonl
+  pip install "jax[tpu]==0.10.2"      # libtpu (1.5 GB venv): it compiles without a TPU
+  python -m mrr_jax.roofline --config configs/mrrnet.py --target v5e --phases l1
 
 XLA's GPU compiler runs on a CPU machine given a description of the GPU
-(mrr_jax/gpu_targets/*.txtpb). This compiles the trainer's own pmapped step
-for it (the plain kernels, synthetic shapes, a random VGG19) and reads the
+(mrr_jax/gpu_targets/*.txtpb); libtpu compiles for a named TPU slice. This
+compiles the trainer's own pmapped step for the target (the plain kernels,
+synthetic shapes, a random VGG19) and reads what came out. For a GPU, the
 optimized program (mrr_jax.hlo_costs): the kernels it launches, their FLOPs
 and bytes, and each one's roofline floor on that GPU (its datasheet peak for
-the dtype, its memory bandwidth). Per case it prints one JSON line, then a
-table and the groups of kernels (by model path, forward or backward) with the
-largest floors. The floor is a lower bound on the step time: the MFU
-ceiling it implies is the most the step can reach as compiled. No autotuning
-runs without the device, so fusion is what the device gets but algorithm
-choices may differ.
+the dtype, its memory bandwidth), summed. For a TPU, XLA's own cost analysis
+of the whole program (it counts the tiled layouts), against the chip's peak
+and bandwidth. Per case it prints one JSON line, then a table and, for GPUs,
+the groups of kernels (by kind of layer, forward or backward) with the
+largest floors. The floor is a lower bound on the step time, and the MFU
+ceiling it implies is the most the step can reach as compiled. No
+autotuning runs without the device, so the fusion is what the device gets,
+but algorithm choices may differ.
 
 --target local compiles for the attached backend instead (e.g. this CPU, for
 the tests), with --peak_tflops and --bandwidth_gb_s giving the roofline.
@@ -36,10 +41,14 @@ from mrr_jax.peaks import peak_tflops
 
 TARGETS_DIR = os.path.join(os.path.dirname(__file__), 'gpu_targets')
 TARGETS = {'h100': 'h100_sxm.txtpb', 'h200': 'h200.txtpb'}
+# TPUs: libtpu compiles for a named slice without one (its smallest 4-chip
+# layouts); per-chip HBM bandwidth from the datasheets, GB/s.
+TPU_TARGETS = {'v4': ('v4:2x2x1', 1200.0), 'v5e': ('v5e:2x2', 819.0),
+               'v5p': ('v5p:2x2x1', 2765.0), 'v6e': ('v6e:2x2', 1640.0)}
 
 config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
-_TARGET = flags.DEFINE_enum('target', 'h200', sorted(TARGETS) + ['local'],
-                            'The GPU to compile for, or the attached backend.')
+_TARGET = flags.DEFINE_enum('target', 'h200', sorted(TARGETS) + sorted(TPU_TARGETS) + ['local'],
+                            'The GPU or TPU to compile for, or the attached backend.')
 _DEVICES = flags.DEFINE_integer('devices', 1, 'Devices the step is pmapped over (collectives '
                                 'appear from 2).')
 _PHASES = flags.DEFINE_list('phases', ['l1', 'gan'], 'Train steps: l1, gan.')
@@ -49,6 +58,8 @@ _PEAK = flags.DEFINE_float('peak_tflops', None, 'Dense peak TFLOP/s per device (
                            'mrr_jax.peaks\'s table for the target).')
 _BANDWIDTH = flags.DEFINE_float('bandwidth_gb_s', None, 'Memory bandwidth per device, GB/s '
                                 '(default: the target description\'s).')
+_MIN_KERNEL = flags.DEFINE_float('min_kernel_us', 0.0, 'The least time one kernel takes on the '
+                                 'device (launch, ramp-up), if known; 0: pure roofline.')
 _TOP = flags.DEFINE_integer('top', 12, 'Kernel groups listed per case.')
 _JSON = flags.DEFINE_string('json', None, 'Also append the JSON lines to this file.')
 _HLO_DIR = flags.DEFINE_string('hlo_dir', None, 'Also write each optimized program here.')
@@ -66,6 +77,7 @@ class Target:
   devices: List[Any]
   peak_tflops: Dict[str, float]          # by dtype
   bandwidth_gb_s: Optional[float]
+  platform: str = 'cuda'                 # 'cuda', 'tpu' or the local backend's
 
 
 def _target_field(text: str, key: str) -> Optional[str]:
@@ -94,6 +106,26 @@ def gpu_target(name: str, devices: int) -> Target:
   return Target(name, kind, list(topology.devices), peaks, bandwidth)
 
 
+def tpu_target(name: str, devices: int) -> Target:
+  """Compile-only chips of a TPU slice (libtpu, no TPU attached)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax.experimental import topologies  # pylint: disable=g-import-not-at-top
+  topology_name, bandwidth = TPU_TARGETS[name]
+  try:
+    chips = topologies.get_topology_desc(topology_name=topology_name, platform='tpu').devices
+  except Exception as e:  # pylint: disable=broad-except
+    lines = [l for l in str(e).strip().splitlines() if l.strip()]
+    raise TargetError(
+        f'--target {name}: jax cannot compile for TPU here ({(lines or [type(e).__name__])[0][:200]}).'
+        f' It needs libtpu, which compiles without a TPU: pip install "jax[tpu]=={jax.__version__}"'
+    ) from e
+  if devices > len(chips):
+    raise TargetError(f'--devices {devices}: the {topology_name} slice has {len(chips)} chips')
+  kind = chips[0].device_kind
+  peaks = {d: peak_tflops(kind, d)[0] for d in ('bfloat16', 'float32')}
+  return Target(name, kind, list(chips[:devices]), peaks, bandwidth, 'tpu')
+
+
 def local_target(devices: int) -> Target:
   import jax  # pylint: disable=g-import-not-at-top
   local = jax.local_devices()
@@ -102,7 +134,7 @@ def local_target(devices: int) -> Target:
                       f'{local[0].platform} devices')
   kind = local[0].device_kind
   peaks = {d: peak_tflops(kind, d)[0] for d in ('bfloat16', 'float32')}
-  return Target('local', kind, local[:devices], peaks, None)
+  return Target('local', kind, local[:devices], peaks, None, local[0].platform)
 
 
 def _abstract_step_args(config, run, devices: int, per_device: int):
@@ -150,6 +182,14 @@ def compile_step(base_config: ml_collections.ConfigDict, phase: str, per_device:
     facts['program_args_mib'] = memory.argument_size_in_bytes / 2**20
   except Exception:  # pylint: disable=broad-except
     pass
+  try:  # XLA's own counts, where the backend gives them (TPU, CPU; not a compile-only GPU).
+    analysis = compiled.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+    if analysis and analysis.get('flops', 0) > 0:
+      facts['xla_tflop'] = analysis['flops'] / 1e12
+      facts['xla_gb'] = analysis['bytes accessed'] / 1e9
+  except Exception:  # pylint: disable=broad-except
+    pass
   return compiled.as_text(), facts
 
 
@@ -169,8 +209,13 @@ def kernel_group(kernel: hlo_costs.Kernel) -> str:
 
 
 def roofline(kernels: Sequence[hlo_costs.Kernel], peak_tflops: Optional[float],
-             bandwidth_gb_s: Optional[float], top: int) -> Dict[str, Any]:
-  """Totals, the per-kernel roofline floor and the MFU ceiling it implies, the top groups."""
+             bandwidth_gb_s: Optional[float], top: int,
+             min_kernel_us: float = 0.0) -> Dict[str, Any]:
+  """Totals, the per-kernel roofline floor and the MFU ceiling it implies, the top groups.
+
+  min_kernel_us: the least time any kernel takes (launch and ramp-up, a
+  property of the device and runtime, measured there); 0 leaves it out.
+  """
   flops = sum(k.flops for k in kernels)
   accessed = sum(k.bytes for k in kernels)
   by_kind: Dict[str, List[float]] = {}
@@ -185,12 +230,12 @@ def roofline(kernels: Sequence[hlo_costs.Kernel], peak_tflops: Optional[float],
       'by_kind': {kind: {'kernels': n, 'tflop': f, 'gb': b}
                   for kind, (n, f, b) in sorted(by_kind.items(), key=lambda x: -x[1][2])},
       'peak_tflops_per_device': peak_tflops, 'bandwidth_gb_s': bandwidth_gb_s,
-      'floor_ms': None, 'compute_floor_ms': None, 'memory_floor_ms': None, 'mfu_ceiling': None,
+      'min_kernel_us': min_kernel_us, 'floor_ms': None, 'compute_floor_ms': None, 'memory_floor_ms': None, 'mfu_ceiling': None,
       'groups': []}
   if not (peak_tflops and bandwidth_gb_s):
     return out
   peak, bandwidth = peak_tflops * 1e12, bandwidth_gb_s * 1e9
-  floors = [max(k.flops / peak, k.bytes / bandwidth) for k in kernels]
+  floors = [max(k.flops / peak, k.bytes / bandwidth, min_kernel_us * 1e-6) for k in kernels]
   floor = sum(floors)
   out.update(floor_ms=floor * 1e3, compute_floor_ms=flops / peak * 1e3,
              memory_floor_ms=accessed / bandwidth * 1e3,
@@ -208,6 +253,28 @@ def roofline(kernels: Sequence[hlo_costs.Kernel], peak_tflops: Optional[float],
   return out
 
 
+def aggregate_roofline(tflop: float, gb: float, peak_tflops: Optional[float],
+                       bandwidth_gb_s: Optional[float]) -> Dict[str, Any]:
+  """roofline()'s fields from whole-program totals: the floor is max(compute, memory).
+
+  For TPU programs, from XLA's TPU cost analysis: its bytes count the tiled
+  layouts (a 32-channel activation fills 128 lanes), which this module's HLO
+  reader does not model, and the TPU program's asynchronous copies are not
+  one kernel each. A sum over kernels is not available, so the floor is the
+  looser whole-program one.
+  """
+  out = {'kernels': None, 'tflop_per_device_step': tflop, 'gb_per_device_step': gb,
+         'flop_per_byte': tflop * 1e12 / (gb * 1e9) if gb else None, 'by_kind': {},
+         'peak_tflops_per_device': peak_tflops, 'bandwidth_gb_s': bandwidth_gb_s,
+         'min_kernel_us': None, 'floor_ms': None, 'compute_floor_ms': None,
+         'memory_floor_ms': None, 'mfu_ceiling': None, 'groups': []}
+  if peak_tflops and bandwidth_gb_s:
+    compute, memory = tflop / peak_tflops * 1e3, gb / bandwidth_gb_s * 1e3
+    out.update(floor_ms=max(compute, memory), compute_floor_ms=compute, memory_floor_ms=memory,
+               mfu_ceiling=compute / max(compute, memory))
+  return out
+
+
 def _fmt(value, spec: str) -> str:
   return '-' if value is None else format(value, spec)
 
@@ -220,7 +287,7 @@ def markdown_table(rows: Sequence[Dict[str, Any]]) -> str:
   for r in rows:
     lines.append(
         f'| {r["device_kind"]} | {r["phase"]} | {r["dtype"]} | {r["per_device_batch"]} | '
-        f'{r["devices"]} | {r["kernels"]} | {r["tflop_per_device_step"]:.3f} | '
+        f'{r["devices"]} | {_fmt(r["kernels"], "d")} | {r["tflop_per_device_step"]:.3f} | '
         f'{r["gb_per_device_step"]:.2f} | {_fmt(r["flop_per_byte"], ".0f")} | '
         f'{_fmt(r["floor_ms"], ".2f")} | {_fmt(r["compute_floor_ms"], ".2f")} | '
         f'{_fmt(r["memory_floor_ms"], ".2f")} | {_fmt(r["mfu_ceiling"], ".1%")} | '
@@ -250,11 +317,15 @@ def main(argv):
   if _TARGET.value != 'local':
     import jax  # pylint: disable=g-import-not-at-top
     # The model and its abstract state are built on the CPU; only the compile
-    # targets the GPU, through compile-only devices.
+    # targets the GPU or TPU, through compile-only devices.
     jax.config.update('jax_platforms', 'cpu')
   try:
-    target = (local_target(_DEVICES.value) if _TARGET.value == 'local'
-              else gpu_target(_TARGET.value, _DEVICES.value))
+    if _TARGET.value == 'local':
+      target = local_target(_DEVICES.value)
+    elif _TARGET.value in TPU_TARGETS:
+      target = tpu_target(_TARGET.value, _DEVICES.value)
+    else:
+      target = gpu_target(_TARGET.value, _DEVICES.value)
   except TargetError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
@@ -271,9 +342,15 @@ def main(argv):
         row = {'target': target.name, 'device_kind': target.device_kind, 'phase': phase,
                'dtype': dtype, 'per_device_batch': per_device, 'devices': len(target.devices),
                **facts}
-        row.update(roofline(hlo_costs.kernels(hlo),
-                            _PEAK.value or target.peak_tflops.get(dtype),
-                            _BANDWIDTH.value or target.bandwidth_gb_s, _TOP.value))
+        peak = _PEAK.value or target.peak_tflops.get(dtype)
+        bandwidth = _BANDWIDTH.value or target.bandwidth_gb_s
+        if target.platform == 'tpu':
+          row['cost_source'] = 'XLA TPU cost analysis (whole program)'
+          row.update(aggregate_roofline(facts['xla_tflop'], facts['xla_gb'], peak, bandwidth))
+        else:
+          row['cost_source'] = 'optimized HLO, per kernel (mrr_jax.hlo_costs)'
+          row.update(roofline(hlo_costs.kernels(hlo), peak, bandwidth, _TOP.value,
+                              _MIN_KERNEL.value))
         rows.append(row)
         _emit(row)
   print(markdown_table(rows), flush=True)

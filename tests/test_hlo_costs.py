@@ -91,6 +91,26 @@ def test_roofline_of_the_hand_counted_module():
   assert roofline.kernel_group(kernels[-1]) == 'forward (no module) (loop fusion)'
 
 
+def test_a_least_kernel_time_lifts_the_small_kernels():
+  kernels = hlo_costs.kernels(GPU_STYLE_HLO)
+  # 10 ms per kernel: above the add (3.072 ms) and the slice (0.08 ms), below a conv.
+  out = roofline.roofline(kernels, 1e-6, 1e-3, top=1, min_kernel_us=1e4)
+  assert out['floor_ms'] == pytest.approx(3 * CONV_FLOPS / 1e6 * 1e3 + 2 * 10.0)
+  assert out['compute_floor_ms'] == pytest.approx(3 * CONV_FLOPS / 1e6 * 1e3)
+
+
+def test_whole_program_roofline_for_tpu_totals():
+  # 0.6 TFLOP and 30 GB on a 197 TFLOP/s, 819 GB/s chip: memory-bound.
+  out = roofline.aggregate_roofline(0.6, 30.0, 197.0, 819.0)
+  assert out['compute_floor_ms'] == pytest.approx(0.6 / 197.0 * 1e3)
+  assert out['memory_floor_ms'] == pytest.approx(30.0 / 819.0 * 1e3)
+  assert out['floor_ms'] == out['memory_floor_ms']
+  assert out['mfu_ceiling'] == pytest.approx((0.6 / 197.0) / (30.0 / 819.0))
+  assert out['flop_per_byte'] == pytest.approx(20.0)
+  assert roofline.aggregate_roofline(2.0, 1.0, 100.0, 1000.0)['mfu_ceiling'] == 1.0
+  assert roofline.aggregate_roofline(2.0, 1.0, None, 1000.0)['floor_ms'] is None
+
+
 def test_no_roofline_without_peak_or_bandwidth():
   out = roofline.roofline(hlo_costs.kernels(GPU_STYLE_HLO), None, 4800.0, top=3)
   assert out['tflop_per_device_step'] == pytest.approx(3 * CONV_FLOPS / 1e12)
@@ -155,6 +175,16 @@ def test_gpu_target_without_cuda_plugin_says_what_to_install():
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith('error: --target h200:')
   assert f'pip install "jax[cuda12]=={jax.__version__}"' in lines[0]
+
+
+@pytest.mark.skipif(any(os.path.isdir(os.path.join(p, 'libtpu')) for p in sys.path if p),
+                    reason='libtpu is installed here: it would compile')
+def test_tpu_target_without_libtpu_says_what_to_install():
+  result = _run('--config', 'configs/mrrnet.py:tiny', '--target', 'v5e', '--phases', 'l1')
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error: --target v5e:')
+  assert f'pip install "jax[tpu]=={jax.__version__}"' in lines[0]
 
 
 @pytest.mark.parametrize('name', sorted(roofline.TARGETS))
