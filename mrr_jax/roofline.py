@@ -13,11 +13,12 @@ synthetic shapes, a random VGG19) and reads what came out. For a GPU, the
 optimized program (mrr_jax.hlo_costs): the kernels it launches, their FLOPs
 and bytes, and each one's roofline floor on that GPU (its datasheet peak for
 the dtype, its memory bandwidth), summed. For a TPU, XLA's own cost analysis
-of the whole program (it counts the tiled layouts), against the chip's peak
-and bandwidth. Per case it prints one JSON line, then a table and, for GPUs,
-the groups of kernels (by kind of layer, forward or backward) with the
-largest floors. The floor is a lower bound on the step time, and the MFU
-ceiling it implies is the most the step can reach as compiled. No
+of the whole program against the chip's peak and bandwidth: an estimate by
+its cost model, which counts convolution inputs several times (see
+aggregate_roofline), not a bound. Per case it prints one JSON line, then a
+table and, for GPUs, the groups of kernels (by kind of layer, forward or
+backward) with the largest floors. On a GPU the floor is a lower bound on the step time, and the
+MFU ceiling it implies is the most the step can reach as compiled. No
 autotuning runs without the device, so the fusion is what the device gets,
 but algorithm choices may differ.
 
@@ -257,11 +258,12 @@ def aggregate_roofline(tflop: float, gb: float, peak_tflops: Optional[float],
                        bandwidth_gb_s: Optional[float]) -> Dict[str, Any]:
   """roofline()'s fields from whole-program totals: the floor is max(compute, memory).
 
-  For TPU programs, from XLA's TPU cost analysis: its bytes count the tiled
-  layouts (a 32-channel activation fills 128 lanes), which this module's HLO
-  reader does not model, and the TPU program's asynchronous copies are not
-  one kernel each. A sum over kernels is not available, so the floor is the
-  looser whole-program one.
+  For TPU programs, from XLA's TPU cost analysis. A TPU program's kernels are
+  not laid out one per instruction as on a GPU (asynchronous copies between
+  memories, convolutions inside fusions), so no per-kernel sum is made. Its
+  bytes are the cost model's: it counts a convolution's input several times
+  (for a 3x3 conv on 128x128, 9.5x the input and output bytes at 32 channels,
+  4x at 128 on a v5e), so this floor is that model's estimate, not a bound.
   """
   out = {'kernels': None, 'tflop_per_device_step': tflop, 'gb_per_device_step': gb,
          'flop_per_byte': tflop * 1e12 / (gb * 1e9) if gb else None, 'by_kind': {},
