@@ -15,6 +15,8 @@
 #   log.txt                  everything printed
 #   env.txt                  device, driver, versions
 #   sweep.jsonl, sweep.md    bench --mode ceilings (the first line), then bench --sweep
+#   roofline.jsonl           python -m mrr_jax.roofline --target local: the bf16 batch-16
+#                            steps as this device compiled them, kernel by kernel
 #   profile_summary.txt      python -m mrr_jax.profile_summary over every case's trace
 #   l1.trace.json.gz, gan.trace.json.gz   the bf16 batch-16 traces (Perfetto, TensorBoard;
 #                            on a CPU rehearsal, its float32 ones); a trace over 15 MiB is
@@ -46,6 +48,13 @@ python3 -m mrr_jax.bench --config "$CONFIG" --mode ceilings --json "$OUT/sweep.j
 python3 -m mrr_jax.bench --config "$CONFIG" --sweep --steps 10 --windows 3 \
     --budget_s "$BUDGET" --profile_dir "$PROFILE" \
     --json "$OUT/sweep.jsonl" --markdown "$OUT/sweep.md"
+# The device's own compile read kernel by kernel (autotuned here, unlike a compile-only
+# one): each kernel's roofline floor against the peak table and the measured bandwidth.
+BANDWIDTH=$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["copy_gb_per_s"])' \
+    "$OUT/sweep.jsonl" 2>/dev/null)
+python3 -m mrr_jax.roofline --config "$CONFIG" --target local --devices 1 --phases l1,gan \
+    --batch_sizes 16 ${BANDWIDTH:+--bandwidth_gb_s "$BANDWIDTH"} --json "$OUT/roofline.jsonl" \
+    || echo "roofline failed (the sweep stands)"
 python3 -m mrr_jax.profile_summary --trace_dir "$PROFILE" > "$OUT/profile_summary.txt" \
     || echo "profile summary failed (the sweep stands)"
 for phase in l1 gan; do  # the bf16 batch-16 case's trace, else the phase's first one
