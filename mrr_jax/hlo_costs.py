@@ -6,21 +6,23 @@ convolutions as zero. This reads the optimized module instead. Every
 instruction of the entry computation that launches work (a fusion, a library
 call, a copy, a collective) is one kernel. Its bytes are its operands read
 once and its results written once; a library call's scratch buffer (a u8
-tuple element) does not count. Its FLOPs are those of the convolutions and
-matrix products in it: 2 multiply-adds' worth per output element per
-contracted element. Element-wise arithmetic is not counted: beside a
-convolution's it is small, and such kernels are limited by their bytes anyway.
+tuple element) does not count, and a fusion that only slices an operand
+reads just the slices. Its FLOPs are those of the convolutions and matrix
+products in it: 2 (a multiply and an add) per output element per contracted
+element, taps on padding or dilation holes left out as XLA leaves them out.
+Element-wise arithmetic is not counted: beside a convolution's it is small,
+and such kernels are limited by their bytes anyway.
 
-The roofline floor of a kernel is max(FLOPs / peak, bytes / bandwidth); the
-program's floor is the sum over kernels, which run one after another on a
-GPU stream. It leaves out launch gaps and kernels running below the peak
-rates, so a measured step is slower; what it says is which kernels could cost
-the most, and whether a step could reach a given MFU at all.
+roofline() turns the kernels into a floor: max(FLOPs / peak, bytes /
+bandwidth) per kernel, summed, since a GPU stream runs them one after
+another. It leaves out launch gaps and kernels running below the peak rates,
+so a measured step is slower; what it says is which kernels could cost the
+most, and whether a step could reach a given MFU at all.
 """
 import dataclasses
 import math
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 DTYPE_BYTES = {'pred': 1, 's4': 0.5, 'u4': 0.5, 's8': 1, 'u8': 1, 's16': 2, 'u16': 2, 's32': 4,
                'u32': 4, 's64': 8, 'u64': 8, 'f16': 2, 'bf16': 2, 'f32': 4, 'f64': 8,
@@ -308,4 +310,90 @@ def kernels(hlo_text: str) -> List[Kernel]:
     op_name = re.search(r'op_name="([^"]*)"', inst.attrs)
     out.append(Kernel(inst.name, _kind(inst), _flops(inst, computations, shapes),
                       read + inst.result_bytes(), op_name.group(1) if op_name else ''))
+  return out
+
+
+# ---------------------------------------------------------------- the roofline
+
+
+def kernel_group(kernel: Kernel) -> str:
+  """'backward norm (reduction fusion)': which kind of layer a kernel came from.
+
+  The innermost flax module in XLA's op_name metadata, numbered modules
+  merged (conv2d_3 -> conv2d), jax's transforms and the primitive dropped;
+  '(no module)' for the optimizer and other code outside the models.
+  """
+  parts = [p for p in kernel.op_name.split('/') if p]
+  direction = 'backward' if any(p.startswith('transpose(') for p in parts) else 'forward'
+  modules = [re.sub(r'_\d+$', '', p) for p in parts[:-1]
+             if not p.startswith(('jit(', 'jvp(', 'transpose(', 'pmap(', 'shard_map',
+                                  'checkpoint', 'rematted_computation', 'remat'))]
+  return f'{direction} {modules[-1] if modules else "(no module)"} ({kernel.kind})'
+
+
+def roofline(kernels: Sequence[Kernel], peak_tflops: Optional[float],
+             bandwidth_gb_s: Optional[float], top: int,
+             min_kernel_us: float = 0.0) -> Dict[str, Any]:
+  """Totals, the per-kernel roofline floor and the MFU ceiling it implies, the top groups.
+
+  min_kernel_us: the least time any kernel takes (launch and ramp-up, a
+  property of the device and runtime, measured there); 0 leaves it out.
+  """
+  flops = sum(k.flops for k in kernels)
+  accessed = sum(k.bytes for k in kernels)
+  by_kind: Dict[str, List[float]] = {}
+  for k in kernels:
+    entry = by_kind.setdefault(k.kind, [0, 0.0, 0.0])
+    entry[0] += 1
+    entry[1] += k.flops / 1e12
+    entry[2] += k.bytes / 1e9
+  out: Dict[str, Any] = {
+      'kernels': len(kernels), 'tflop_per_device_step': flops / 1e12,
+      'gb_per_device_step': accessed / 1e9, 'flop_per_byte': flops / accessed if accessed else None,
+      'by_kind': {kind: {'kernels': n, 'tflop': f, 'gb': b}
+                  for kind, (n, f, b) in sorted(by_kind.items(), key=lambda x: -x[1][2])},
+      'peak_tflops_per_device': peak_tflops, 'bandwidth_gb_s': bandwidth_gb_s,
+      'min_kernel_us': min_kernel_us, 'floor_ms': None, 'compute_floor_ms': None, 'memory_floor_ms': None, 'mfu_ceiling': None,
+      'groups': []}
+  if not (peak_tflops and bandwidth_gb_s):
+    return out
+  peak, bandwidth = peak_tflops * 1e12, bandwidth_gb_s * 1e9
+  floors = [max(k.flops / peak, k.bytes / bandwidth, min_kernel_us * 1e-6) for k in kernels]
+  floor = sum(floors)
+  out.update(floor_ms=floor * 1e3, compute_floor_ms=flops / peak * 1e3,
+             memory_floor_ms=accessed / bandwidth * 1e3,
+             mfu_ceiling=flops / peak / floor if floor else None)
+  groups: Dict[str, List[float]] = {}
+  for k, f in zip(kernels, floors):
+    entry = groups.setdefault(kernel_group(k), [0, 0.0, 0.0, 0.0])
+    entry[0] += 1
+    entry[1] += k.flops / 1e12
+    entry[2] += k.bytes / 1e9
+    entry[3] += f * 1e3
+  ranked = sorted(groups.items(), key=lambda x: -x[1][3])[:top]
+  out['groups'] = [{'group': g, 'kernels': n, 'tflop': f, 'gb': b, 'floor_ms': t,
+                    'floor_share': t / (floor * 1e3)} for g, (n, f, b, t) in ranked]
+  return out
+
+
+def aggregate_roofline(tflop: float, gb: float, peak_tflops: Optional[float],
+                       bandwidth_gb_s: Optional[float]) -> Dict[str, Any]:
+  """roofline()'s fields from whole-program totals: the floor is max(compute, memory).
+
+  For TPU programs, from XLA's TPU cost analysis. A TPU program's kernels are
+  not laid out one per instruction as on a GPU (asynchronous copies between
+  memories, convolutions inside fusions), so no per-kernel sum is made. Its
+  bytes are the cost model's: it counts a convolution's input several times
+  (for a 3x3 conv on 128x128, 9.5x the input and output bytes at 32 channels,
+  4x at 128 on a v5e), so this floor is that model's estimate, not a bound.
+  """
+  out = {'kernels': None, 'tflop_per_device_step': tflop, 'gb_per_device_step': gb,
+         'flop_per_byte': tflop * 1e12 / (gb * 1e9) if gb else None, 'by_kind': {},
+         'peak_tflops_per_device': peak_tflops, 'bandwidth_gb_s': bandwidth_gb_s,
+         'min_kernel_us': None, 'floor_ms': None, 'compute_floor_ms': None,
+         'memory_floor_ms': None, 'mfu_ceiling': None, 'groups': []}
+  if peak_tflops and bandwidth_gb_s:
+    compute, memory = tflop / peak_tflops * 1e3, gb / bandwidth_gb_s * 1e3
+    out.update(floor_ms=max(compute, memory), compute_floor_ms=compute, memory_floor_ms=memory,
+               mfu_ceiling=compute / max(compute, memory))
   return out

@@ -1,4 +1,4 @@
-"""mrr_jax.hlo_costs and mrr_jax.roofline: kernels, FLOPs and bytes read from optimized HLO.
+"""Kernels, FLOPs and bytes read from optimized HLO (mrr_jax.hlo_costs), and the roofline command.
 
 A hand-written module in the form XLA's GPU backend writes (cuDNN calls with
 scratch buffers, a fusion that slices a combined buffer) with hand-counted
@@ -12,10 +12,9 @@ import sys
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
-from mrr_jax import hlo_costs, roofline
+from mrr_jax import compile_targets, hlo_costs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,7 +72,7 @@ def test_roofline_of_the_hand_counted_module():
   kernels = hlo_costs.kernels(GPU_STYLE_HLO)
   # 1 MFLOP/s and 1 MB/s: each convolution is compute-bound (27648 FLOPs vs
   # 2440 bytes), the fusions memory-bound.
-  out = roofline.roofline(kernels, peak_tflops=1e-6, bandwidth_gb_s=1e-3, top=3)
+  out = hlo_costs.roofline(kernels, peak_tflops=1e-6, bandwidth_gb_s=1e-3, top=3)
   conv_s, add_s, slice_s = CONV_FLOPS / 1e6, 3 * Y_BYTES / 1e6, 80 / 1e6
   assert out['kernels'] == 5
   assert out['floor_ms'] == pytest.approx((3 * conv_s + add_s + slice_s) * 1e3)
@@ -88,31 +87,31 @@ def test_roofline_of_the_hand_counted_module():
       ('backward norm (loop fusion)', 1)]
   assert out['groups'][0]['floor_share'] == pytest.approx(
       2 * conv_s / (3 * conv_s + add_s + slice_s))
-  assert roofline.kernel_group(kernels[-1]) == 'forward (no module) (loop fusion)'
+  assert hlo_costs.kernel_group(kernels[-1]) == 'forward (no module) (loop fusion)'
 
 
 def test_a_least_kernel_time_lifts_the_small_kernels():
   kernels = hlo_costs.kernels(GPU_STYLE_HLO)
   # 10 ms per kernel: above the add (3.072 ms) and the slice (0.08 ms), below a conv.
-  out = roofline.roofline(kernels, 1e-6, 1e-3, top=1, min_kernel_us=1e4)
+  out = hlo_costs.roofline(kernels, 1e-6, 1e-3, top=1, min_kernel_us=1e4)
   assert out['floor_ms'] == pytest.approx(3 * CONV_FLOPS / 1e6 * 1e3 + 2 * 10.0)
   assert out['compute_floor_ms'] == pytest.approx(3 * CONV_FLOPS / 1e6 * 1e3)
 
 
 def test_whole_program_roofline_for_tpu_totals():
   # 0.6 TFLOP and 30 GB on a 197 TFLOP/s, 819 GB/s chip: memory-bound.
-  out = roofline.aggregate_roofline(0.6, 30.0, 197.0, 819.0)
+  out = hlo_costs.aggregate_roofline(0.6, 30.0, 197.0, 819.0)
   assert out['compute_floor_ms'] == pytest.approx(0.6 / 197.0 * 1e3)
   assert out['memory_floor_ms'] == pytest.approx(30.0 / 819.0 * 1e3)
   assert out['floor_ms'] == out['memory_floor_ms']
   assert out['mfu_ceiling'] == pytest.approx((0.6 / 197.0) / (30.0 / 819.0))
   assert out['flop_per_byte'] == pytest.approx(20.0)
-  assert roofline.aggregate_roofline(2.0, 1.0, 100.0, 1000.0)['mfu_ceiling'] == 1.0
-  assert roofline.aggregate_roofline(2.0, 1.0, None, 1000.0)['floor_ms'] is None
+  assert hlo_costs.aggregate_roofline(2.0, 1.0, 100.0, 1000.0)['mfu_ceiling'] == 1.0
+  assert hlo_costs.aggregate_roofline(2.0, 1.0, None, 1000.0)['floor_ms'] is None
 
 
 def test_no_roofline_without_peak_or_bandwidth():
-  out = roofline.roofline(hlo_costs.kernels(GPU_STYLE_HLO), None, 4800.0, top=3)
+  out = hlo_costs.roofline(hlo_costs.kernels(GPU_STYLE_HLO), None, 4800.0, top=3)
   assert out['tflop_per_device_step'] == pytest.approx(3 * CONV_FLOPS / 1e12)
   assert out['floor_ms'] is None and out['mfu_ceiling'] is None and out['groups'] == []
 
@@ -187,12 +186,12 @@ def test_tpu_target_without_libtpu_says_what_to_install():
   assert f'pip install "jax[tpu]=={jax.__version__}"' in lines[0]
 
 
-@pytest.mark.parametrize('name', sorted(roofline.TARGETS))
+@pytest.mark.parametrize('name', sorted(compile_targets.TARGETS))
 def test_target_descriptions_name_a_known_peak(name):
-  with open(os.path.join(roofline.TARGETS_DIR, roofline.TARGETS[name])) as f:
+  with open(os.path.join(compile_targets.TARGETS_DIR, compile_targets.TARGETS[name])) as f:
     text = f.read()
-  kind = roofline._target_field(text, 'device_description_str')  # pylint: disable=protected-access
+  kind = compile_targets._target_field(text, 'device_description_str')  # pylint: disable=protected-access
   from mrr_jax.peaks import peak_tflops  # pylint: disable=g-import-not-at-top
   assert peak_tflops(kind, 'bfloat16')[0] == 989.4
-  assert float(roofline._target_field(text, 'memory_bandwidth')) == \
+  assert float(compile_targets._target_field(text, 'memory_bandwidth')) == \
       {'h100': 3.35232e12, 'h200': 4.8e12}[name]  # pylint: disable=protected-access

@@ -39,11 +39,14 @@ def benchmark_input(config, warmup_batches: int = 5, timed_batches: int = 200) -
     for _ in range(timed_batches):
       next(it)
     wall = time.perf_counter() - t0
-    cores = (_cpu_seconds(proc) - cpu0) / wall
+    cpu = _cpu_seconds(proc) - cpu0
   finally:
     it.close()
   images_per_s = timed_batches * config.batch_size / wall
+  # CPU times tick in 10 ms: a few fast batches can show none (no per-core figure then).
+  cores = cpu / wall if cpu > 0 else None
   return {'mode': 'input', 'images_per_s': round(images_per_s, 1),
-          'cores': round(cores, 2), 'images_per_s_per_core': round(images_per_s / cores, 1),
+          'cores': round(cores, 2) if cores else None,
+          'images_per_s_per_core': round(images_per_s / cores, 1) if cores else None,
           'batch': config.batch_size, 'batches': timed_batches,
           'num_workers': pipeline.num_workers(config.data)}
