@@ -73,7 +73,8 @@ def tpu_target(name: str, devices: int) -> Target:
   except Exception as e:  # pylint: disable=broad-except
     lines = [l for l in str(e).strip().splitlines() if l.strip()]
     raise TargetError(
-        f'--target {name}: jax cannot compile for TPU here ({(lines or [type(e).__name__])[0][:200]}).'
+        f'--target {name}: jax cannot compile for TPU here '
+        f'({(lines or [type(e).__name__])[0][:200]}).'
         f' It needs libtpu, which compiles without a TPU: pip install "jax[tpu]=={jax.__version__}"'
     ) from e
   if devices > len(chips):

@@ -353,7 +353,8 @@ def roofline(kernels: Sequence[Kernel], peak_tflops: Optional[float],
       'by_kind': {kind: {'kernels': n, 'tflop': f, 'gb': b}
                   for kind, (n, f, b) in sorted(by_kind.items(), key=lambda x: -x[1][2])},
       'peak_tflops_per_device': peak_tflops, 'bandwidth_gb_s': bandwidth_gb_s,
-      'min_kernel_us': min_kernel_us, 'floor_ms': None, 'compute_floor_ms': None, 'memory_floor_ms': None, 'mfu_ceiling': None,
+      'min_kernel_us': min_kernel_us, 'floor_ms': None, 'compute_floor_ms': None,
+      'memory_floor_ms': None, 'mfu_ceiling': None,
       'groups': []}
   if not (peak_tflops and bandwidth_gb_s):
     return out

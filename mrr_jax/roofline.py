@@ -128,7 +128,8 @@ def main(argv):
         bandwidth = _BANDWIDTH.value or target.bandwidth_gb_s
         if target.platform == 'tpu':
           row['cost_source'] = 'XLA TPU cost analysis (whole program)'
-          row.update(hlo_costs.aggregate_roofline(facts['xla_tflop'], facts['xla_gb'], peak, bandwidth))
+          row.update(hlo_costs.aggregate_roofline(facts['xla_tflop'], facts['xla_gb'], peak,
+                                                  bandwidth))
         else:
           row['cost_source'] = 'optimized HLO, per kernel (mrr_jax.hlo_costs)'
           row.update(hlo_costs.roofline(hlo_costs.kernels(hlo), peak, bandwidth, _TOP.value,

@@ -190,8 +190,8 @@ def test_tpu_target_without_libtpu_says_what_to_install():
 def test_target_descriptions_name_a_known_peak(name):
   with open(os.path.join(compile_targets.TARGETS_DIR, compile_targets.TARGETS[name])) as f:
     text = f.read()
-  kind = compile_targets._target_field(text, 'device_description_str')  # pylint: disable=protected-access
+  field = compile_targets._target_field  # pylint: disable=protected-access
+  kind = field(text, 'device_description_str')
   from mrr_jax.peaks import peak_tflops  # pylint: disable=g-import-not-at-top
   assert peak_tflops(kind, 'bfloat16')[0] == 989.4
-  assert float(compile_targets._target_field(text, 'memory_bandwidth')) == \
-      {'h100': 3.35232e12, 'h200': 4.8e12}[name]  # pylint: disable=protected-access
+  assert float(field(text, 'memory_bandwidth')) == {'h100': 3.35232e12, 'h200': 4.8e12}[name]
