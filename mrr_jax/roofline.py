@@ -126,7 +126,7 @@ def main(argv):
                **facts}
         peak = _PEAK.value or target.peak_tflops.get(dtype)
         bandwidth = _BANDWIDTH.value or target.bandwidth_gb_s
-        if target.platform == 'tpu':
+        if target.platform == 'tpu' and 'xla_tflop' in facts:
           row['cost_source'] = 'XLA TPU cost analysis (whole program)'
           row.update(hlo_costs.aggregate_roofline(facts['xla_tflop'], facts['xla_gb'], peak,
                                                   bandwidth))
