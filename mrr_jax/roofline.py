@@ -133,7 +133,7 @@ def main(argv):
         else:
           row['cost_source'] = 'optimized HLO, per kernel (mrr_jax.hlo_costs)'
           row.update(hlo_costs.roofline(hlo_costs.kernels(hlo), peak, bandwidth, _TOP.value,
-                              _MIN_KERNEL.value))
+                                        _MIN_KERNEL.value))
         rows.append(row)
         _emit(row)
   print(markdown_table(rows), flush=True)
