@@ -43,7 +43,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from mrr_jax import cli
+from mrr_jax import cli, hlo_costs
 from mrr_jax.peaks import peak_tflops
 
 config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
@@ -176,36 +176,13 @@ def _time_windows(step, steps: int, windows: int, warmup: int,
   return out
 
 
-def _executed_cost(compiled) -> Tuple[Optional[float], Optional[float]]:
-  """(FLOPs, bytes accessed) of one execution of the compiled program per device.
-
-  XLA's cost analysis of the program as compiled for this platform: the bytes
-  are its estimate of memory traffic after fusion, which beside the FLOPs says
-  whether the step can be compute-bound at all (FLOP per byte against the
-  device's ridge point, bench --mode ceilings).
-  """
-  try:
-    analysis = compiled.cost_analysis()
-  except Exception:  # pylint: disable=broad-except
-    return None, None
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0] if analysis else None
-  positive = lambda v: float(v) if v and v > 0 else None
-  return positive((analysis or {}).get('flops')), positive((analysis or {}).get('bytes accessed'))
-
-
 def _memory(compiled) -> Dict[str, Optional[float]]:
   """Peak device memory (MiB) where the device reports it; the compiled program's needs."""
   stats = jax.local_devices()[0].memory_stats() or {}
   out = {'peak_device_mib': stats['peak_bytes_in_use'] / 2**20
          if 'peak_bytes_in_use' in stats else None,
          'host_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-  try:
-    mem = compiled.memory_analysis()
-    out['program_temp_mib'] = mem.temp_size_in_bytes / 2**20
-    out['program_args_mib'] = mem.argument_size_in_bytes / 2**20
-  except Exception:  # pylint: disable=broad-except
-    pass
+  out.update(hlo_costs.program_memory_mib(compiled))
   return out
 
 
@@ -222,7 +199,9 @@ def run_case(base_config, case: Case, steps: int, windows: int, warmup: int,
   devices = jax.devices()
   kind, n = devices[0].device_kind, len(devices)
   images = config.batch_size
-  executed, accessed = _executed_cost(compiled)
+  # XLA's cost analysis: the bytes beside the FLOPs say whether the step can be
+  # compute-bound at all (FLOP per byte against the ridge, bench --mode ceilings).
+  executed, accessed = hlo_costs.xla_cost(compiled)
   executed_total = executed * n if executed else None  # the program runs on every device
   gflop = model_gflop(config.model, case.phase)
   model_total = gflop * 1e9 * images if gflop else None

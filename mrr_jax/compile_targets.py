@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import ml_collections
 
+from mrr_jax import hlo_costs
 from mrr_jax.peaks import peak_tflops
 
 TARGETS_DIR = os.path.join(os.path.dirname(__file__), 'gpu_targets')
@@ -133,19 +134,9 @@ def compile_step(base_config: ml_collections.ConfigDict, phase: str, per_device:
     t0 = time.perf_counter()
     compiled = pmapped.lower(state, batch, *constants).compile()
   compile_s = time.perf_counter() - t0
-  facts = {'compile_s': compile_s, 'kernels_mode': config.kernels}
-  try:
-    memory = compiled.memory_analysis()
-    facts['program_temp_mib'] = memory.temp_size_in_bytes / 2**20
-    facts['program_args_mib'] = memory.argument_size_in_bytes / 2**20
-  except Exception:  # pylint: disable=broad-except
-    pass
-  try:  # XLA's own counts, where the backend gives them (TPU, CPU; not a compile-only GPU).
-    analysis = compiled.cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
-    if analysis and analysis.get('flops', 0) > 0:
-      facts['xla_tflop'] = analysis['flops'] / 1e12
-      facts['xla_gb'] = analysis['bytes accessed'] / 1e9
-  except Exception:  # pylint: disable=broad-except
-    pass
+  facts = {'compile_s': compile_s, 'kernels_mode': config.kernels,
+           **hlo_costs.program_memory_mib(compiled)}
+  flops, accessed = hlo_costs.xla_cost(compiled)  # TPU, CPU; none for a compile-only GPU
+  if flops and accessed:
+    facts.update(xla_tflop=flops / 1e12, xla_gb=accessed / 1e9)
   return compiled.as_text(), facts

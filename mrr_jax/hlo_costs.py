@@ -65,6 +65,32 @@ class Kernel:
   op_name: str       # the jax/flax source path XLA kept in the metadata
 
 
+def xla_cost(compiled) -> Tuple[Optional[float], Optional[float]]:
+  """(FLOPs, bytes accessed) per device of a compiled program, by XLA's own cost analysis.
+
+  None where the backend gives none (a compile-only GPU) or a zero; its bytes
+  are XLA's estimate of memory traffic after fusion.
+  """
+  try:
+    analysis = compiled.cost_analysis()
+  except Exception:  # pylint: disable=broad-except
+    return None, None
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else None
+  positive = lambda v: float(v) if v and v > 0 else None
+  return positive((analysis or {}).get('flops')), positive((analysis or {}).get('bytes accessed'))
+
+
+def program_memory_mib(compiled) -> Dict[str, float]:
+  """The compiled program's temporary and argument memory (MiB), where the backend says."""
+  try:
+    memory = compiled.memory_analysis()
+  except Exception:  # pylint: disable=broad-except
+    return {}
+  return {'program_temp_mib': memory.temp_size_in_bytes / 2**20,
+          'program_args_mib': memory.argument_size_in_bytes / 2**20}
+
+
 def _bytes(shape: Tuple[str, Tuple[int, ...]]) -> float:
   dtype, dims = shape
   return DTYPE_BYTES.get(dtype, 4) * math.prod(dims)
