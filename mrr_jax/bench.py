@@ -30,7 +30,6 @@ an out-of-place float32 pass over a large buffer (GB/s read + written), timed
 the same way, on random data.
 """
 import dataclasses
-import json
 import os
 import resource
 import time
@@ -307,24 +306,17 @@ def ordered_cases(mode: str, phases: Sequence[str], batches: Sequence[int],
   return [Case(mode, p, b, d) for d in dtypes for b in batches for p in phases]
 
 
-def _emit(row: Dict[str, Any]) -> None:
-  line = json.dumps(row)
-  print(line, flush=True)
-  if _JSON.value:
-    with open(_JSON.value, 'a') as f:
-      f.write(line + '\n')
-
-
 def main(argv):
   del argv
   config = flags.FLAGS.config
   if _MODE.value == 'input':
     from mrr_jax.data import throughput  # pylint: disable=g-import-not-at-top
-    _emit(throughput.benchmark_input(config))
+    cli.emit_json_line(throughput.benchmark_input(config), _JSON.value)
     return
   if _MODE.value == 'ceilings':
-    _emit(measure_ceilings(*ceiling_sizes(jax.devices()[0].platform), _STEPS.value,
-                           _WINDOWS.value))
+    ceilings = measure_ceilings(*ceiling_sizes(jax.devices()[0].platform), _STEPS.value,
+                                _WINDOWS.value)
+    cli.emit_json_line(ceilings, _JSON.value)
     return
   start, rows, last_cost = time.perf_counter(), [], 0.0
   for case in _cases(config):
@@ -333,7 +325,7 @@ def main(argv):
       rows.append({'mode': case.mode, 'phase': case.phase, 'dtype': case.dtype,
                    'per_device_batch': case.per_device,
                    'skipped': f'budget ({elapsed:.0f} s of {_BUDGET.value:.0f} s used)'})
-      _emit(rows[-1])
+      cli.emit_json_line(rows[-1], _JSON.value)
       continue
     t0 = time.perf_counter()
     try:
@@ -344,7 +336,7 @@ def main(argv):
              'per_device_batch': case.per_device, 'skipped': f'{type(e).__name__}: {e}'[:300]}
     last_cost = time.perf_counter() - t0
     rows.append(row)
-    _emit(row)
+    cli.emit_json_line(row, _JSON.value)
   table = markdown_table(rows)
   print(table, flush=True)
   if _MARKDOWN.value:

@@ -12,9 +12,10 @@ parser says which argument is wrong and lists the keys the config has.
 """
 import difflib
 import importlib.util
+import json
 import os
 import sys
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from absl import app, flags
 import ml_collections
@@ -110,6 +111,15 @@ def check_args(argv: Sequence[str], fv: flags.FlagValues, required: Sequence[str
     names = [f'--{n}' for n in required]
     said = names[0] if len(names) == 1 else ', '.join(names[:-1]) + ' and ' + names[-1]
     raise app.UsageError(f'{said} {"is" if len(names) == 1 else "are"} required')
+
+
+def emit_json_line(row: Dict[str, Any], path: Optional[str] = None) -> None:
+  """A result row as one JSON line on stdout, and appended to `path` when given (bench, roofline)."""
+  line = json.dumps(row)
+  print(line, flush=True)
+  if path:
+    with open(path, 'a') as f:
+      f.write(line + '\n')
 
 
 def compilation_cache_dir(environ=os.environ) -> str:

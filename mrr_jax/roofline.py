@@ -25,7 +25,6 @@ but algorithm choices may differ.
 --target local compiles for the attached backend instead (e.g. this CPU, for
 the tests), with --peak_tflops and --bandwidth_gb_s giving the roofline.
 """
-import json
 import os
 import sys
 from typing import Any, Dict, Sequence
@@ -86,14 +85,6 @@ def groups_text(row: Dict[str, Any]) -> str:
   return '\n'.join(lines)
 
 
-def _emit(row: Dict[str, Any]) -> None:
-  line = json.dumps(row)
-  print(line, flush=True)
-  if _JSON.value:
-    with open(_JSON.value, 'a') as f:
-      f.write(line + '\n')
-
-
 def main(argv):
   cli.check_args(argv, flags.FLAGS, ['config'])
   if _TARGET.value != 'local':
@@ -135,7 +126,7 @@ def main(argv):
           row.update(hlo_costs.roofline(hlo_costs.kernels(hlo), peak, bandwidth, _TOP.value,
                                         _MIN_KERNEL.value))
         rows.append(row)
-        _emit(row)
+        cli.emit_json_line(row, _JSON.value)
   print(markdown_table(rows), flush=True)
   for row in rows:
     if row['groups']:
