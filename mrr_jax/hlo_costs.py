@@ -357,6 +357,36 @@ def kernel_group(kernel: Kernel) -> str:
   return f'{direction} {modules[-1] if modules else "(no module)"} ({kernel.kind})'
 
 
+def _sums(kernels: Sequence[Kernel], keys: Sequence[str],
+          floors_s: Optional[Sequence[float]] = None) -> Dict[str, Dict[str, float]]:
+  """{key: kernels, TFLOP, GB (and floor ms, given floors)} over the kernels sharing a key."""
+  out: Dict[str, Dict[str, float]] = {}
+  for i, (k, key) in enumerate(zip(kernels, keys)):
+    entry = out.setdefault(key, {'kernels': 0, 'tflop': 0.0, 'gb': 0.0,
+                                 **({'floor_ms': 0.0} if floors_s else {})})
+    entry['kernels'] += 1
+    entry['tflop'] += k.flops / 1e12
+    entry['gb'] += k.bytes / 1e9
+    if floors_s:
+      entry['floor_ms'] += floors_s[i] * 1e3
+  return out
+
+
+def _totals(kernels: Optional[int], tflop: float, gb: float, peak_tflops: Optional[float],
+            bandwidth_gb_s: Optional[float], floor_s: Optional[float],
+            min_kernel_us: Optional[float] = None) -> Dict[str, Any]:
+  """The fields roofline() and aggregate_roofline() share; the floors None without a floor."""
+  compute_s = tflop / peak_tflops if floor_s is not None else None
+  memory_s = gb / bandwidth_gb_s if floor_s is not None else None
+  ms = lambda v: v * 1e3 if v is not None else None
+  return {'kernels': kernels, 'tflop_per_device_step': tflop, 'gb_per_device_step': gb,
+          'flop_per_byte': tflop * 1e3 / gb if gb else None,
+          'peak_tflops_per_device': peak_tflops, 'bandwidth_gb_s': bandwidth_gb_s,
+          'min_kernel_us': min_kernel_us, 'floor_ms': ms(floor_s),
+          'compute_floor_ms': ms(compute_s), 'memory_floor_ms': ms(memory_s),
+          'mfu_ceiling': compute_s / floor_s if floor_s else None}
+
+
 def roofline(kernels: Sequence[Kernel], peak_tflops: Optional[float],
              bandwidth_gb_s: Optional[float], top: int,
              min_kernel_us: float = 0.0) -> Dict[str, Any]:
@@ -365,41 +395,22 @@ def roofline(kernels: Sequence[Kernel], peak_tflops: Optional[float],
   min_kernel_us: the least time any kernel takes (launch and ramp-up, a
   property of the device and runtime, measured there); 0 leaves it out.
   """
-  flops = sum(k.flops for k in kernels)
-  accessed = sum(k.bytes for k in kernels)
-  by_kind: Dict[str, List[float]] = {}
-  for k in kernels:
-    entry = by_kind.setdefault(k.kind, [0, 0.0, 0.0])
-    entry[0] += 1
-    entry[1] += k.flops / 1e12
-    entry[2] += k.bytes / 1e9
-  out: Dict[str, Any] = {
-      'kernels': len(kernels), 'tflop_per_device_step': flops / 1e12,
-      'gb_per_device_step': accessed / 1e9, 'flop_per_byte': flops / accessed if accessed else None,
-      'by_kind': {kind: {'kernels': n, 'tflop': f, 'gb': b}
-                  for kind, (n, f, b) in sorted(by_kind.items(), key=lambda x: -x[1][2])},
-      'peak_tflops_per_device': peak_tflops, 'bandwidth_gb_s': bandwidth_gb_s,
-      'min_kernel_us': min_kernel_us, 'floor_ms': None, 'compute_floor_ms': None,
-      'memory_floor_ms': None, 'mfu_ceiling': None,
-      'groups': []}
-  if not (peak_tflops and bandwidth_gb_s):
-    return out
-  peak, bandwidth = peak_tflops * 1e12, bandwidth_gb_s * 1e9
-  floors = [max(k.flops / peak, k.bytes / bandwidth, min_kernel_us * 1e-6) for k in kernels]
-  floor = sum(floors)
-  out.update(floor_ms=floor * 1e3, compute_floor_ms=flops / peak * 1e3,
-             memory_floor_ms=accessed / bandwidth * 1e3,
-             mfu_ceiling=flops / peak / floor if floor else None)
-  groups: Dict[str, List[float]] = {}
-  for k, f in zip(kernels, floors):
-    entry = groups.setdefault(kernel_group(k), [0, 0.0, 0.0, 0.0])
-    entry[0] += 1
-    entry[1] += k.flops / 1e12
-    entry[2] += k.bytes / 1e9
-    entry[3] += f * 1e3
-  ranked = sorted(groups.items(), key=lambda x: -x[1][3])[:top]
-  out['groups'] = [{'group': g, 'kernels': n, 'tflop': f, 'gb': b, 'floor_ms': t,
-                    'floor_share': t / (floor * 1e3)} for g, (n, f, b, t) in ranked]
+  tflop = sum(k.flops for k in kernels) / 1e12
+  gb = sum(k.bytes for k in kernels) / 1e9
+  by_kind = _sums(kernels, [k.kind for k in kernels])
+  floors = None
+  if peak_tflops and bandwidth_gb_s:
+    peak, bandwidth = peak_tflops * 1e12, bandwidth_gb_s * 1e9
+    floors = [max(k.flops / peak, k.bytes / bandwidth, min_kernel_us * 1e-6) for k in kernels]
+  out = _totals(len(kernels), tflop, gb, peak_tflops, bandwidth_gb_s,
+                sum(floors) if floors else None, min_kernel_us)
+  out['by_kind'] = dict(sorted(by_kind.items(), key=lambda x: -x[1]['gb']))
+  out['groups'] = []
+  if floors:
+    groups = _sums(kernels, [kernel_group(k) for k in kernels], floors)
+    ranked = sorted(groups.items(), key=lambda x: -x[1]['floor_ms'])[:top]
+    out['groups'] = [{'group': g, **v, 'floor_share': v['floor_ms'] / out['floor_ms']}
+                     for g, v in ranked]
   return out
 
 
@@ -414,13 +425,7 @@ def aggregate_roofline(tflop: float, gb: float, peak_tflops: Optional[float],
   (for a 3x3 conv on 128x128, 9.5x the input and output bytes at 32 channels,
   4x at 128 on a v5e), so this floor is that model's estimate, not a bound.
   """
-  out = {'kernels': None, 'tflop_per_device_step': tflop, 'gb_per_device_step': gb,
-         'flop_per_byte': tflop * 1e12 / (gb * 1e9) if gb else None, 'by_kind': {},
-         'peak_tflops_per_device': peak_tflops, 'bandwidth_gb_s': bandwidth_gb_s,
-         'min_kernel_us': None, 'floor_ms': None, 'compute_floor_ms': None,
-         'memory_floor_ms': None, 'mfu_ceiling': None, 'groups': []}
-  if peak_tflops and bandwidth_gb_s:
-    compute, memory = tflop / peak_tflops * 1e3, gb / bandwidth_gb_s * 1e3
-    out.update(floor_ms=max(compute, memory), compute_floor_ms=compute, memory_floor_ms=memory,
-               mfu_ceiling=compute / max(compute, memory))
-  return out
+  floor_s = (max(tflop / peak_tflops, gb / bandwidth_gb_s)
+             if peak_tflops and bandwidth_gb_s else None)
+  return {**_totals(None, tflop, gb, peak_tflops, bandwidth_gb_s, floor_s),
+          'by_kind': {}, 'groups': []}
