@@ -165,25 +165,23 @@ def test_cli_on_this_cpu_matches_its_own_compile():
   assert '| cpu | l1 | float32 | 2 | 1 |' in result.stdout
 
 
-@pytest.mark.skipif(any(os.path.isdir(os.path.join(p, 'jax_plugins', 'xla_cuda12'))
-                        for p in sys.path if p),
-                    reason="jax's CUDA plugin is installed here: it would compile")
-def test_gpu_target_without_cuda_plugin_says_what_to_install():
-  result = _run('--config', 'configs/mrrnet.py:tiny', '--target', 'h200', '--phases', 'l1')
-  assert result.returncode == 1
-  lines = result.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith('error: --target h200:')
-  assert f'pip install "jax[cuda12]=={jax.__version__}"' in lines[0]
+def _installed(*parts):
+  return any(os.path.isdir(os.path.join(p, *parts)) for p in sys.path if p)
 
 
-@pytest.mark.skipif(any(os.path.isdir(os.path.join(p, 'libtpu')) for p in sys.path if p),
-                    reason='libtpu is installed here: it would compile')
-def test_tpu_target_without_libtpu_says_what_to_install():
-  result = _run('--config', 'configs/mrrnet.py:tiny', '--target', 'v5e', '--phases', 'l1')
+@pytest.mark.parametrize('target, extra', [
+    pytest.param('h200', 'cuda12', id='gpu',
+                 marks=pytest.mark.skipif(_installed('jax_plugins', 'xla_cuda12'),
+                                          reason="jax's CUDA plugin is installed: it would compile")),
+    pytest.param('v5e', 'tpu', id='tpu',
+                 marks=pytest.mark.skipif(_installed('libtpu'),
+                                          reason='libtpu is installed: it would compile'))])
+def test_target_without_its_compiler_says_what_to_install(target, extra):
+  result = _run('--config', 'configs/mrrnet.py:tiny', '--target', target, '--phases', 'l1')
   assert result.returncode == 1
   lines = result.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith('error: --target v5e:')
-  assert f'pip install "jax[tpu]=={jax.__version__}"' in lines[0]
+  assert len(lines) == 1 and lines[0].startswith(f'error: --target {target}:')
+  assert f'pip install "jax[{extra}]=={jax.__version__}"' in lines[0]
 
 
 @pytest.mark.parametrize('name', sorted(compile_targets.TARGETS))
