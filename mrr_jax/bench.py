@@ -38,11 +38,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from absl import flags
 import jax
 import jax.numpy as jnp
-import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
 from mrr_jax import cli, hlo_costs
+from mrr_jax.compile_targets import step_config
 from mrr_jax.peaks import peak_tflops
 
 config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
@@ -96,17 +96,6 @@ def _synthetic_batch(batch_size: int) -> Dict[str, np.ndarray]:
   rng = np.random.default_rng(0)
   return {'input': rng.uniform(-1, 1, (batch_size, 128, 128, 3)).astype(np.float32),
           'hr': rng.uniform(-1, 1, (batch_size, 128, 128, 3)).astype(np.float32)}
-
-
-def _case_config(base: ml_collections.ConfigDict, case: Case) -> ml_collections.ConfigDict:
-  config = base.copy_and_resolve_references()
-  with config.unlocked():
-    config.phase = case.phase if case.mode == 'train' else 'l1'
-    config.batch_size = case.per_device * jax.device_count()
-    config.compute_dtype = case.dtype
-    if config.phase == 'gan' and not config.vgg_weights:
-      config.allow_random_vgg = True
-  return config
 
 
 def _device_batch(batch_size: int):
@@ -188,7 +177,8 @@ def _memory(compiled) -> Dict[str, Optional[float]]:
 def run_case(base_config, case: Case, steps: int, windows: int, warmup: int,
              profile_dir: Optional[str] = None) -> Dict[str, Any]:
   """One benchmark row."""
-  config = _case_config(base_config, case)
+  config = step_config(base_config, case.phase if case.mode == 'train' else 'l1', case.dtype,
+                       case.per_device * jax.device_count())
   compiled, compile_s, step = (_compiled_train if case.mode == 'train'
                                else _compiled_infer)(config)
   trace = os.path.join(profile_dir, f'{case.phase}_b{case.per_device}_{case.dtype}') \

@@ -110,20 +110,30 @@ def _abstract_step_args(config, run, devices: int, per_device: int):
   return state, {'input': image, 'hr': image}, constants
 
 
+def step_config(base: ml_collections.ConfigDict, phase: str, dtype: str,
+                batch_size: int) -> ml_collections.ConfigDict:
+  """base for one benchmarked or compiled step: the phase, dtype and global batch, and a
+  random VGG19 for a GAN step without VGG weights (bench, compile_step)."""
+  config = base.copy_and_resolve_references()
+  with config.unlocked():
+    config.phase = phase
+    config.batch_size = batch_size
+    config.compute_dtype = dtype
+    if phase == 'gan' and not config.vgg_weights:
+      config.allow_random_vgg = True
+  return config
+
+
 def compile_step(base_config: ml_collections.ConfigDict, phase: str, per_device: int,
                  dtype: str, target: Target) -> Tuple[str, Dict[str, Any]]:
   """(optimized HLO text, compile facts) of the phase's pmapped train step for `target`."""
   import jax  # pylint: disable=g-import-not-at-top
   from mrr_jax.models import kernels  # pylint: disable=g-import-not-at-top
   from mrr_jax.train import parallel, setup, steps  # pylint: disable=g-import-not-at-top
-  config = base_config.copy_and_resolve_references()
-  with config.unlocked():
-    config.phase = phase
-    config.compute_dtype = dtype
-    config.batch_size = per_device * jax.local_device_count()
-    config.kernels = 'plain' if target.name != 'local' else config.kernels
-    if phase == 'gan' and not config.vgg_weights:
-      config.allow_random_vgg = True
+  config = step_config(base_config, phase, dtype, per_device * jax.local_device_count())
+  if target.name != 'local':
+    with config.unlocked():
+      config.kernels = 'plain'  # what 'auto' picks on the GPU or TPU compiled for
   run = setup.create(config, steps_per_epoch=1000)
   state, batch, constants = _abstract_step_args(config, run, len(target.devices), per_device)
   step = steps.phase_step(config, run.generator, run.discriminator, run.g_tx, run.d_tx,
