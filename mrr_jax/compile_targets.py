@@ -33,9 +33,12 @@ class Target:
   name: str
   device_kind: str
   devices: List[Any]
-  peak_tflops: Dict[str, float]          # by dtype
   bandwidth_gb_s: Optional[float]
   platform: str = 'cuda'                 # 'cuda', 'tpu' or the local backend's
+
+  def peak(self, dtype: str) -> Optional[float]:
+    """Dense peak TFLOP/s per device for dtype, from mrr_jax.peaks (None: kind unknown)."""
+    return peak_tflops(self.device_kind, dtype)[0]
 
 
 def _target_field(text: str, key: str) -> Optional[str]:
@@ -59,9 +62,8 @@ def gpu_target(name: str, devices: int) -> Target:
         f'--target {name}: jax cannot compile for CUDA here ({first[:200]}). It needs jax\'s '
         f'CUDA plugin, which compiles without a GPU: pip install "jax[cuda12]=={jax.__version__}"'
     ) from e
-  peaks = {d: peak_tflops(kind, d)[0] for d in ('bfloat16', 'float32')}
   bandwidth = float(_target_field(text, 'memory_bandwidth')) / 1e9
-  return Target(name, kind, list(topology.devices), peaks, bandwidth)
+  return Target(name, kind, list(topology.devices), bandwidth)
 
 
 def tpu_target(name: str, devices: int) -> Target:
@@ -81,8 +83,7 @@ def tpu_target(name: str, devices: int) -> Target:
   if devices > len(chips):
     raise TargetError(f'--devices {devices}: the {topology_name} slice has {len(chips)} chips')
   kind = chips[0].device_kind
-  peaks = {d: peak_tflops(kind, d)[0] for d in ('bfloat16', 'float32')}
-  return Target(name, kind, list(chips[:devices]), peaks, bandwidth, 'tpu')
+  return Target(name, kind, list(chips[:devices]), bandwidth, 'tpu')
 
 
 def local_target(devices: int) -> Target:
@@ -92,11 +93,10 @@ def local_target(devices: int) -> Target:
     raise TargetError(f'--devices {devices}: this host has {len(local)} '
                       f'{local[0].platform} devices')
   kind = local[0].device_kind
-  peaks = {d: peak_tflops(kind, d)[0] for d in ('bfloat16', 'float32')}
-  return Target('local', kind, local[:devices], peaks, None, local[0].platform)
+  return Target('local', kind, local[:devices], None, local[0].platform)
 
 
-def _abstract_step_args(config, run, devices: int, per_device: int):
+def _abstract_step_args(run, devices: int, per_device: int):
   """ShapeDtypeStructs of (state, batch, *constants) with pmap's leading device axis."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -128,21 +128,17 @@ def compile_step(base_config: ml_collections.ConfigDict, phase: str, per_device:
                  dtype: str, target: Target) -> Tuple[str, Dict[str, Any]]:
   """(optimized HLO text, compile facts) of the phase's pmapped train step for `target`."""
   import jax  # pylint: disable=g-import-not-at-top
-  from mrr_jax.models import kernels  # pylint: disable=g-import-not-at-top
-  from mrr_jax.train import parallel, setup, steps  # pylint: disable=g-import-not-at-top
+  from mrr_jax.train import setup, steps  # pylint: disable=g-import-not-at-top
   config = step_config(base_config, phase, dtype, per_device * jax.local_device_count())
   if target.name != 'local':
     with config.unlocked():
       config.kernels = 'plain'  # what 'auto' picks on the GPU or TPU compiled for
   run = setup.create(config, steps_per_epoch=1000)
-  state, batch, constants = _abstract_step_args(config, run, len(target.devices), per_device)
+  state, batch, constants = _abstract_step_args(run, len(target.devices), per_device)
   step = steps.phase_step(config, run.generator, run.discriminator, run.g_tx, run.d_tx,
                           run.pcp_mode)
-  with kernels.forced(config.kernels):
-    pmapped = jax.pmap(step, axis_name=parallel.AXIS, donate_argnums=(0,),
-                       devices=target.devices)
-    t0 = time.perf_counter()
-    compiled = pmapped.lower(state, batch, *constants).compile()
+  t0 = time.perf_counter()  # setup.create chose the kernels for what is traced from here
+  compiled = steps.pmap_step(step, target.devices).lower(state, batch, *constants).compile()
   compile_s = time.perf_counter() - t0
   facts = {'compile_s': compile_s, 'kernels_mode': config.kernels,
            **hlo_costs.program_memory_mib(compiled)}

@@ -115,7 +115,7 @@ def main(argv):
         row = {'target': target.name, 'device_kind': target.device_kind, 'phase': phase,
                'dtype': dtype, 'per_device_batch': per_device, 'devices': len(target.devices),
                **facts}
-        peak = _PEAK.value or target.peak_tflops.get(dtype)
+        peak = _PEAK.value or target.peak(dtype)
         bandwidth = _BANDWIDTH.value or target.bandwidth_gb_s
         if target.platform == 'tpu' and 'xla_tflop' in facts:
           row['cost_source'] = 'XLA TPU cost analysis (whole program)'

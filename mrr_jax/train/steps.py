@@ -143,11 +143,15 @@ def phase_step(config, generator, discriminator, g_tx, d_tx, pcp_mode='torch') -
                            vgg_apply=vgg_model.apply, pcp_mode=pcp_mode)
 
 
+def pmap_step(step: Callable, devices=None) -> Callable:
+  """A phase_step pmapped as training runs it: over AXIS, the state donated."""
+  return jax.pmap(step, axis_name=AXIS, donate_argnums=(0,), devices=devices)
+
+
 def make_step_fn(config, generator, discriminator, g_tx, d_tx, vgg_params=None, pcp_mode='torch',
                  devices=None) -> StepFn:
   """The phase's pmapped step: (replicated state, sharded batch) -> (state, metrics)."""
-  step = phase_step(config, generator, discriminator, g_tx, d_tx, pcp_mode)
-  pmapped = jax.pmap(step, axis_name=AXIS, donate_argnums=(0,), devices=devices)
+  pmapped = pmap_step(phase_step(config, generator, discriminator, g_tx, d_tx, pcp_mode), devices)
   if config.phase == 'l1':
     return StepFn(pmapped)
   return StepFn(pmapped, parallel.replicate(vgg_params, devices))
