@@ -263,18 +263,24 @@ def _is_dot(inst: Instruction) -> bool:
                                   ('gemm' in target or 'matmul' in target))
 
 
+def _fused_body(inst: Instruction,
+                computations: Dict[str, List[Instruction]]) -> Optional[List[Instruction]]:
+  """The instructions of the computation a fusion calls; None for anything else."""
+  called = (_attr(inst.attrs, 'calls') or '').lstrip('%')
+  return computations.get(called) if inst.opcode == 'fusion' else None
+
+
 def _flops(inst: Instruction, computations: Dict[str, List[Instruction]],
            shapes: Dict[str, Tuple[str, Tuple[int, ...]]]) -> float:
   if _is_conv(inst):
     return _conv_flops(inst, shapes)
   if _is_dot(inst):
     return _dot_flops(inst, shapes)
-  called = _attr(inst.attrs, 'calls')
-  if inst.opcode == 'fusion' and called and called.lstrip('%') in computations:
-    body = computations[called.lstrip('%')]
-    inner = {i.name: i.shapes[0] for i in body if i.shapes}
-    return sum(_flops(i, computations, inner) for i in body)
-  return 0.0
+  body = _fused_body(inst, computations)
+  if body is None:
+    return 0.0
+  inner = {i.name: i.shapes[0] for i in body if i.shapes}
+  return sum(_flops(i, computations, inner) for i in body)
 
 
 def _kind(inst: Instruction) -> str:
@@ -292,11 +298,6 @@ def _kind(inst: Instruction) -> str:
   return inst.opcode
 
 
-def _value_bytes(inst: Instruction) -> float:
-  """What reading the value `inst` produced costs: all of it (a library call: less its scratch)."""
-  return inst.result_bytes() if inst.opcode == 'custom-call' else sum(map(_bytes, inst.shapes))
-
-
 def _read_bytes(inst: Instruction, index: int, producer: Instruction,
                 computations: Dict[str, List[Instruction]]) -> float:
   """Bytes `inst` reads of its index-th operand: all of it, unless it only slices it.
@@ -305,13 +306,12 @@ def _read_bytes(inst: Instruction, index: int, producer: Instruction,
   (XLA's GPU backend slices each gradient out of one combined all-reduce
   buffer this way); so does a slice outside a fusion.
   """
-  whole = _value_bytes(producer)
+  whole = producer.result_bytes()
   if inst.opcode in ('slice', 'dynamic-slice') and index == 0:
     return min(whole, inst.result_bytes())
-  called = (_attr(inst.attrs, 'calls') or '').lstrip('%')
-  if inst.opcode != 'fusion' or called not in computations:
+  body = _fused_body(inst, computations)
+  if body is None:
     return whole
-  body = computations[called]
   param = next((i for i in body if i.opcode == 'parameter' and i.inner.strip() == str(index)),
                None)
   users = [u for u in body if param is not None and param.name in u.operands]
