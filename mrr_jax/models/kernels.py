@@ -221,14 +221,25 @@ def _instance_norm_fwd(x, scale, bias, eps):
   return x_hat * scale + bias, (x_hat, inv_std, scale)
 
 
-def _instance_norm_bwd(eps, residuals, g):
-  del eps
-  x_hat, inv_std, scale = residuals
+def instance_norm_grad(g: jax.Array, x_hat: jax.Array, inv_std: jax.Array, scale: jax.Array):
+  """(dx, per-image sum of g, per-image sum of g * x_hat) of y = x_hat * scale + bias.
+
+  The two sums read g and x_hat once; the param gradients are their batch
+  sums, which each caller takes its own way. Shared by the CPU kernel and the
+  bfloat16 norm (layers.instance_norm_keeping_input).
+  """
   count = x_hat.shape[1] * x_hat.shape[2]
   sum_g = jnp.sum(g, axis=(1, 2), keepdims=True)
   sum_g_xhat = jnp.sum(g * x_hat, axis=(1, 2), keepdims=True)
   # d/dx of the normalisation: project out the mean and the x_hat direction.
   dx = (scale * inv_std) * (g - (sum_g + x_hat * sum_g_xhat) / count)
+  return dx, sum_g, sum_g_xhat
+
+
+def _instance_norm_bwd(eps, residuals, g):
+  del eps
+  x_hat, inv_std, scale = residuals
+  dx, sum_g, sum_g_xhat = instance_norm_grad(g, x_hat, inv_std, scale)
   # The param gradients sum the per-image sums over the batch as a product
   # with ones: written as a sum, XLA folds sum(sum(.)) into a second pass over
   # the full activation (as an unfused reduce-window on CPU), 4% of a block.

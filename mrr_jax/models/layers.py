@@ -127,12 +127,8 @@ def _norm_keeping_input_fwd(x, scale, bias, eps):
 def _norm_keeping_input_bwd(eps, residuals, g):
   del eps
   x, mean, inv_std, scale = residuals
-  g = g.astype(jnp.float32)
   x_hat = (x.astype(jnp.float32) - mean) * inv_std
-  count = x.shape[1] * x.shape[2]
-  sum_g = jnp.sum(g, axis=(1, 2), keepdims=True)
-  sum_g_xhat = jnp.sum(g * x_hat, axis=(1, 2), keepdims=True)
-  dx = (scale * inv_std) * (g - (sum_g + x_hat * sum_g_xhat) / count)
+  dx, sum_g, sum_g_xhat = kernels.instance_norm_grad(g.astype(jnp.float32), x_hat, inv_std, scale)
   # The barrier keeps the batch sums below from being folded into the sums
   # above as one reduction over (N, H, W): that would re-read g and x.
   sum_g, sum_g_xhat = jax.lax.optimization_barrier((sum_g, sum_g_xhat))
