@@ -168,18 +168,50 @@ def test_vgg_max_pool_equals_flax_max_pool():
   np.testing.assert_allclose(g, g_ref, rtol=1e-6)  # no ties in a continuous sample
 
 
-def test_phase_split_upsample_conv_equals_the_direct_form():
-  """layers.upsample_conv3x3 == conv3x3(reflect_pad(nearest_x2(x), 1)), the authors' up conv."""
-  from mrr_jax.models import kernels, layers  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(5)
-  x = jnp.asarray(rng.normal(size=(2, 5, 6, 3)).astype(np.float32))
-  kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 4)).astype(np.float32))
-  big = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)  # nearest x2
-  direct = jax.lax.conv_general_dilated(layers.reflect_pad(big, 1), kernel, (1, 1), 'VALID',
-                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  got = layers.upsample_conv3x3(x, kernel)
-  assert got.shape == (2, 10, 12, 4)
-  np.testing.assert_allclose(got, direct, rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize('form', ['upsample_conv3x3_cpu', 'transposed_upsample_conv3x3'])
+def test_up_conv_forms_equal_the_direct_form_with_its_gradients(form):
+  """Both up convs == conv3x3(reflect_pad(nearest_x2(x), 1)), the authors' up conv, and so do
+  their input and kernel gradients (float64: only the order of additions differs)."""
+  from mrr_jax.models import kernels  # pylint: disable=g-import-not-at-top
+  up_conv = getattr(kernels, form)
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.normal(size=(2, 5, 6, 3)))
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 3, 4)))
+    cot = jnp.asarray(rng.normal(size=(2, 10, 12, 4)))
+
+    def direct(v, k):
+      big = jnp.repeat(jnp.repeat(v, 2, axis=1), 2, axis=2)  # nearest x2
+      padded = jnp.pad(big, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='reflect')
+      return jax.lax.conv_general_dilated(padded, k, (1, 1), 'VALID',
+                                          dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+    got, got_vjp = jax.vjp(up_conv, x, kernel)
+    want, want_vjp = jax.vjp(direct, x, kernel)
+    assert got.shape == (2, 10, 12, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    for g, w in zip(got_vjp(cot), want_vjp(cot)):
+      np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    # One output pixel by hand: the top-left reads input (0, 0) through all nine taps
+    # (reflection by 1 of the x2 image lands on copies of it) and (0, 1) through none.
+    np.testing.assert_allclose(got[:, 0, 0], x[:, 0, 0] @ kernel.sum(axis=(0, 1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize('shape,pad,mode', [((2, 6, 7, 3), 1, 'reflect'), ((1, 9, 8, 2), 3, 'reflect'),
+                                            ((2, 5, 4, 3), 1, 'symmetric'),
+                                            ((1, 6, 7, 2), 2, 'symmetric')])
+def test_one_pass_mirror_pad_equals_jnp_pad_with_its_gradient(shape, pad, mode):
+  """kernels.mirror_pad (nine zero-padded pieces summed) == jnp.pad, values exactly."""
+  from mrr_jax.models import kernels  # pylint: disable=g-import-not-at-top
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=shape))
+    cot = jnp.asarray(rng.normal(size=(shape[0], shape[1] + 2 * pad, shape[2] + 2 * pad, shape[3])))
+    reference = lambda v: jnp.pad(v, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=mode)
+    got, got_vjp = jax.vjp(lambda v: kernels.mirror_pad(v, pad, mode), x)
+    np.testing.assert_array_equal(got, reference(x))
+    np.testing.assert_allclose(got_vjp(cot)[0], jax.vjp(reference, x)[1](cot)[0], rtol=1e-12,
+                               atol=1e-12)
 
 
 def test_pad_conv_refuses_an_upsample_it_does_not_implement():

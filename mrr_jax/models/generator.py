@@ -10,7 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mrr_jax.models.layers import InstanceNorm, PadConv, reflect_pad
+from mrr_jax.models import kernels
+from mrr_jax.models.layers import InstanceNorm, PadConv
 
 Dtype = Any
 ATTENTION_TYPES = ('mrr', 'cbam', 'none')
@@ -29,20 +30,11 @@ class MultiscaleAttention(nn.Module):
 
   @nn.compact
   def __call__(self, h: jax.Array) -> jax.Array:
-    channels = h.shape[-1]
-    branch_width = channels // len(self.kernels)
-    # One reflect-padded copy serves every branch: padding by P and cropping
-    # P - k//2 equals padding by k//2, so a k x k branch reads a window of it.
-    # One pad (and one gradient fold) instead of one per branch.
-    pad = max(self.kernels) // 2
-    padded = reflect_pad(h, pad)
-    feats = []
-    for k in self.kernels:
-      o = pad - k // 2
-      window = h if k == 1 else padded[:, o:padded.shape[1] - o, o:padded.shape[2] - o]
-      feats.append(nn.Conv(
-          branch_width, (k, k), padding='VALID',
-          dtype=self.dtype, name=f'feature_extract_{k}')(window))
+    branch_width = h.shape[-1] // len(self.kernels)
+    padded = kernels.reflect_pads_of(h, max(self.kernels) // 2)
+    feats = [nn.Conv(branch_width, (k, k), padding='VALID', dtype=self.dtype,
+                     name=f'feature_extract_{k}')(padded(k // 2))
+             for k in self.kernels]
     a = nn.relu(jnp.concatenate(feats, axis=-1))
     a = InstanceNorm(affine=False, dtype=self.dtype, name='norm')(a)
     a = PadConv(1, 3, dtype=self.dtype, name='out_block')(a)

@@ -1,13 +1,15 @@
-"""CPU-tuned gradients for three building blocks, behind one switch.
+"""Two forms of five building blocks, behind one switch: CPU kernels and plain forms.
 
 On a 2-core CPU, XLA's autodiff of three of the network's operations cost far
 more than their forward pass (docs/performance.md#cpu-kernels): the gradient
 of reflect padding (several full-size intermediates per pad), of 3x3 stride-2
 convolutions (a conv over a zero-dilated gradient) and of InstanceNorm
-(several reductions re-reading fused producers). The custom VJPs here compute
-the same values with less work there. On GPUs and TPUs the plain forms in
-mrr_jax.models.layers are what XLA is built for, so these are used on the CPU
-backend only, unless forced:
+(several reductions re-reading fused producers). The CPU kernels here compute
+the same values with less work there, and the up conv and the attention's
+padded branch inputs take the forms that were fastest on that CPU. The plain
+forms are what XLA compiles best for GPUs and TPUs (one fused pass per pad,
+the up conv as one transposed conv). The CPU forms are used on the CPU backend
+only, unless forced:
 
   config.kernels / MRR_JAX_KERNELS = 'auto' (CPU kernels on the CPU backend
   only; the default), 'cpu' (always), 'plain' (never).
@@ -20,7 +22,7 @@ gradients.
 import contextlib
 import functools
 import os
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import jax
 import jax.numpy as jnp
@@ -72,7 +74,17 @@ def enabled() -> bool:
 
 def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
   """Pads H and W of NHWC by reflection (numpy 'reflect' == torch ReflectionPad2d)."""
-  return reflect_pad_cpu(x, pad) if enabled() else _reflect_pad_plain(x, pad)
+  return reflect_pad_cpu(x, pad) if enabled() else mirror_pad(x, pad, 'reflect')
+
+
+def reflect_pads_of(x: jax.Array, widest: int) -> Callable[[int], jax.Array]:
+  """pad -> reflect_pad(x, pad) for pads up to widest: the inputs of the attention's parallel branches."""
+  return reflect_pads_of_cpu(x, widest) if enabled() else functools.partial(reflect_pad, x)
+
+
+def upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """conv3x3(reflect_pad(nearest_x2(x), 1)), the authors' up conv, without building the x2 image."""
+  return upsample_conv3x3_cpu(x, kernel) if enabled() else transposed_upsample_conv3x3(x, kernel)
 
 
 def conv3x3_stride2(xp: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -88,15 +100,113 @@ def instance_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float) -
 
 
 # ---------------------------------------------------------------- the plain forms
+#
+# What XLA compiles best for GPUs and TPUs, read off the optimized HLO XLA
+# writes for an H200 (docs/performance.md#the-plain-forms): each saves whole
+# passes over an activation.
+
+
+def _mirrored_pieces(size: int, pad: int, mode: str):
+  """(start, stop, flipped, offset in the padded axis) of the three pieces of one padded axis.
+
+  The border before, the axis itself, the border after. 'reflect' mirrors
+  about the edge row (torch ReflectionPad2d); 'symmetric' repeats it, which
+  for a pad of 1 is edge padding.
+  """
+  skip = 1 if mode == 'reflect' else 0
+  return ((skip, skip + pad, True, 0), (0, size, False, pad),
+          (size - skip - pad, size - skip, True, pad + size))
+
+
+def mirror_pad(x: jax.Array, pad: int, mode: str) -> jax.Array:
+  """jnp.pad(x, mode=mode) of H and W (mode 'reflect' or 'symmetric'), as one fused pass.
+
+  The padded image is written as a sum of nine zero-padded pieces (rows
+  before/inside/after by columns before/inside/after), which XLA fuses into
+  one kernel, usually with the producer of x. jnp.pad's concatenations
+  compiled to two kernels per pad for a GPU, rows and then columns, each
+  reading and writing the whole image.
+  """
+  if pad == 0:
+    return x
+  _, rows, cols, _ = x.shape
+  zero = jnp.zeros((), x.dtype)
+  padded = None
+  for r0, r1, r_flip, r_at in _mirrored_pieces(rows, pad, mode):
+    for c0, c1, c_flip, c_at in _mirrored_pieces(cols, pad, mode):
+      piece = x[:, r0:r1, c0:c1]
+      flip_axes = (1,) * r_flip + (2,) * c_flip
+      piece = jnp.flip(piece, flip_axes) if flip_axes else piece
+      placed = jax.lax.pad(piece, zero, ((0, 0, 0),
+                                         (r_at, rows + 2 * pad - r_at - (r1 - r0), 0),
+                                         (c_at, cols + 2 * pad - c_at - (c1 - c0), 0),
+                                         (0, 0, 0)))
+      padded = placed if padded is None else padded + placed
+  return padded
+
+
+def _up_kernel(kernel: jax.Array) -> jax.Array:
+  """3x3 HWIO kernel (I, O) -> the 4x4 HWIO kernel (O, I) of _stride2_conv4x4 whose transpose is the up conv.
+
+  Output row 2i+a of the up conv reads edge-padded input rows (i, i+1) with
+  taps [w0, w1+w2] for a=0 and (i+1, i+2) with [w0+w1, w2] for a=1
+  (upsample_conv3x3_cpu). A stride-2 conv with padding 3 and taps
+  [w2, w1+w2, w0+w1, w0] pairs the same rows and taps the other way round.
+  """
+  def fold(k, axis):
+    w0, w1, w2 = jnp.split(k, 3, axis=axis)
+    return jnp.concatenate([w2, w1 + w2, w0 + w1, w0], axis)
+  return jnp.swapaxes(fold(fold(kernel, 0), 1), 2, 3)
+
+
+def _stride2_conv4x4(g: jax.Array, kernel4: jax.Array) -> jax.Array:
+  """(n, 2h, 2w, O) -> (n, h + 2, w + 2, I): the conv the up conv is the transpose of."""
+  return jax.lax.conv_general_dilated(g, kernel4, (2, 2), ((3, 3), (3, 3)),
+                                      dimension_numbers=_NHWC)
+
+
+@jax.custom_vjp
+def _transposed_conv(xp: jax.Array, kernel4: jax.Array) -> jax.Array:
+  n, rows, cols, _ = xp.shape
+  out = jax.ShapeDtypeStruct((n, 2 * rows - 4, 2 * cols - 4, kernel4.shape[2]), xp.dtype)
+  return jax.linear_transpose(lambda g: _stride2_conv4x4(g, kernel4), out)(xp)[0]
+
+
+def _transposed_conv_fwd(xp, kernel4):
+  return _transposed_conv(xp, kernel4), (xp, kernel4)
+
+
+def _transposed_conv_bwd(residuals, g):
+  # y = A(kernel4)^T xp with A the stride-2 conv, so <g, y> = <A(kernel4) g, xp>:
+  # both gradients are the stride-2 conv's own (its output, its kernel
+  # gradient), the forms XLA maps to cuDNN's forward and backward-filter
+  # convs. Autodiff of the transpose instead reached a kernel gradient with a
+  # reversed window, which XLA ran as a forward conv with a 66x66 filter.
+  xp, kernel4 = residuals
+  dkernel4 = jax.vjp(lambda k: _stride2_conv4x4(g, k), kernel4)[1](xp)[0]
+  return _stride2_conv4x4(g, kernel4), dkernel4
+
+_transposed_conv.defvjp(_transposed_conv_fwd, _transposed_conv_bwd)
+
+
+def transposed_upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The up conv as one stride-2 transposed conv of the edge-padded input.
+
+  The same 16 multiply-adds per output pixel as the four phase convs of
+  upsample_conv3x3_cpu, in one conv that writes the interleaved image
+  itself (cuDNN's backward-data conv): no four phase inputs cut from the
+  padded image, no interleaving pass, forward or gradient.
+  """
+  return _transposed_conv(mirror_pad(x, 1, 'symmetric'), _up_kernel(kernel))
+
+
+# ---------------------------------------------------------------- the CPU kernels
 
 
 def _reflect_pad_plain(x: jax.Array, pad: int) -> jax.Array:
   if pad == 0:
     return x
   return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
-
-
-# ---------------------------------------------------------------- the CPU kernels
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
@@ -137,6 +247,53 @@ def _reflect_pad_bwd(pad, _, g):
   return (_fold_reflected(_fold_reflected(g, pad, 1), pad, 2),)
 
 reflect_pad_cpu.defvjp(_reflect_pad_fwd, _reflect_pad_bwd)
+
+
+def reflect_pads_of_cpu(x: jax.Array, widest: int) -> Callable[[int], jax.Array]:
+  """One reflect pad by widest whose windows serve every smaller pad (a pad of 0 is x itself).
+
+  Padding by P and cropping P - p equals padding by p, so there is one pad
+  and one gradient fold instead of one per branch.
+  """
+  padded = reflect_pad_cpu(x, widest)
+  crop = lambda o: padded[:, o:padded.shape[1] - o, o:padded.shape[2] - o]
+  return lambda pad: x if pad == 0 else crop(widest - pad)
+
+
+def _phase_kernels(kernel: jax.Array) -> jax.Array:
+  """3x3 HWIO kernel -> (2, 2, 2, 2, I, O) 2x2 kernels per output phase (row a, col b).
+
+  On a nearest-x2 image, output row 2i+a reads input rows (i-1, i, i) for a=0
+  and (i, i, i+1) for a=1, so the taps that land on the same input row add up:
+  a=0 uses rows [w0, w1+w2] at (i-1, i), a=1 uses [w0+w1, w2] at (i, i+1).
+  Same for columns.
+  """
+  def fold(k, axis):
+    w0, w1, w2 = jnp.split(k, 3, axis=axis)
+    return jnp.stack([jnp.concatenate([w0, w1 + w2], axis),
+                      jnp.concatenate([w0 + w1, w2], axis)])
+  rows = fold(kernel, 0)                       # (2, 2, 3, I, O): phase a, then taps
+  return jnp.moveaxis(fold(rows, 2), 0, 1)     # (2a, 2b, 2, 2, I, O)
+
+
+def upsample_conv3x3_cpu(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """conv3x3(reflect_pad(nearest_x2(x), 1)) as four 2x2 phase convs, without the x2 image.
+
+  Reflection by 1 of a nearest-x2 image equals nearest-x2 of the edge-padded
+  image (row -1 of the big image is its row 1, a copy of input row 0), so each
+  of the four output phases is a 2x2 VALID conv on the edge-padded input: 16
+  instead of 36 multiply-adds per output pixel and no x2 copy of the input
+  (forward or gradient). Only the order of the additions differs from the
+  direct form.
+  """
+  n, h, w, _ = x.shape
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='edge')
+  k = _phase_kernels(kernel)
+  conv = lambda v, kk: jax.lax.conv_general_dilated(v, kk, (1, 1), 'VALID', dimension_numbers=_NHWC)
+  # Phase a reads padded rows [a, a + h + 1); likewise columns.
+  phases = [[conv(xp[:, a:a + h + 1, b:b + w + 1], k[a, b]) for b in (0, 1)] for a in (0, 1)]
+  y = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)  # (n, h, 2, w, 2, o)
+  return y.reshape(n, 2 * h, 2 * w, kernel.shape[-1])
 
 
 def _conv_stride2(xp: jax.Array, kernel: jax.Array) -> jax.Array:

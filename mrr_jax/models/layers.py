@@ -27,47 +27,10 @@ def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
   return kernels.reflect_pad(x, pad)
 
 
-def _phase_kernels(kernel: jax.Array) -> jax.Array:
-  """3x3 HWIO kernel -> (2, 2, 2, 2, I, O) 2x2 kernels per output phase (row a, col b).
-
-  On a nearest-x2 image, output row 2i+a reads input rows (i-1, i, i) for a=0
-  and (i, i, i+1) for a=1, so the taps that land on the same input row add up:
-  a=0 uses rows [w0, w1+w2] at (i-1, i), a=1 uses [w0+w1, w2] at (i, i+1).
-  Same for columns.
-  """
-  def fold(k, axis):
-    w0, w1, w2 = jnp.split(k, 3, axis=axis)
-    return jnp.stack([jnp.concatenate([w0, w1 + w2], axis),
-                      jnp.concatenate([w0 + w1, w2], axis)])
-  rows = fold(kernel, 0)                       # (2, 2, 3, I, O): phase a, then taps
-  return jnp.moveaxis(fold(rows, 2), 0, 1)     # (2a, 2b, 2, 2, I, O)
-
-
-def upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """conv3x3(reflect_pad(nearest_x2(x), 1)) without building the x2 image.
-
-  Reflection by 1 of a nearest-x2 image equals nearest-x2 of the edge-padded
-  image (row -1 of the big image is its row 1, a copy of input row 0), so each
-  of the four output phases is a 2x2 VALID conv on the edge-padded input: 16
-  instead of 36 multiply-adds per output pixel and no x2 copy of the input
-  (forward or gradient). Only the order of the additions differs from the
-  direct form.
-  """
-  n, h, w, _ = x.shape
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='edge')
-  k = _phase_kernels(kernel)
-  conv = lambda v, kk: jax.lax.conv_general_dilated(
-      v, kk, (1, 1), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  # Phase a reads padded rows [a, a + h + 1); likewise columns.
-  phases = [[conv(xp[:, a:a + h + 1, b:b + w + 1], k[a, b]) for b in (0, 1)] for a in (0, 1)]
-  y = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)  # (n, h, 2, w, 2, o)
-  return y.reshape(n, 2 * h, 2 * w, kernel.shape[-1])
-
-
 class KernelConv(nn.Module):
   """nn.Conv's 3x3 params ('kernel' HWIO with the G init, 'bias') around conv_fn(x, kernel).
 
-  For the convs this file computes itself (upsample_conv3x3,
+  For the convs mrr_jax.models.kernels computes itself (upsample_conv3x3,
   conv3x3_stride2), so checkpoints and converted weights keep nn.Conv's tree.
   """
 
@@ -191,7 +154,7 @@ class PadConv(nn.Module):
       if (k, stride) != (3, 1):
         raise ValueError('PadConv upsamples only before a 3x3 stride-1 conv (as every up '
                          f'block does), got kernel {k}, stride {stride}')
-      x = KernelConv(self.features, upsample_conv3x3, use_bias=not self.norm,
+      x = KernelConv(self.features, kernels.upsample_conv3x3, use_bias=not self.norm,
                      dtype=self.dtype, name='conv2d')(x)
     elif (k, stride) == (3, 2):
       x = KernelConv(self.features, kernels.conv3x3_stride2, use_bias=not self.norm,

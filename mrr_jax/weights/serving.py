@@ -94,10 +94,20 @@ def export_program(generator, params, platforms: Sequence[str] = PLATFORMS):
   from mrr_jax.models import kernels  # pylint: disable=g-import-not-at-top
   batch, = jax.export.symbolic_shape('b')
   spec = jax.ShapeDtypeStruct((batch, 16, 16, 3), jnp.uint8)
-  constants = jax.tree_util.tree_map(jnp.asarray, dict(params))
-  with kernels.forced('plain'):  # the program runs anywhere: no CPU-only gradients
-    return jax.export.export(jax.jit(serving_function(generator, constants)),
-                             platforms=tuple(platforms))(spec)
+  serve = serving_function(generator, jax.tree_util.tree_map(jnp.asarray, dict(params)))
+
+  def traced_with(mode):
+    def run(lr_u8):
+      with kernels.forced(mode):  # read while platform_dependent traces this branch
+        return serve(lr_u8)
+    return run
+
+  # Each platform runs the forms `infer` traces there (kernels 'auto'): the
+  # CPU forms on a CPU, the plain forms on GPUs and TPUs. Their up convs add
+  # in different orders, and float32 rounding would move a rare pixel.
+  program = lambda lr_u8: jax.lax.platform_dependent(
+      lr_u8, cpu=traced_with('cpu'), default=traced_with('plain'))
+  return jax.export.export(jax.jit(program), platforms=tuple(platforms))(spec)
 
 
 def write_serving(folder: str, generator, params, platforms: Sequence[str] = PLATFORMS) -> None:
