@@ -7,9 +7,10 @@ instruction of the entry computation that launches work (a fusion, a library
 call, a copy, a collective) is one kernel. Its bytes are its operands read
 once and its results written once; a library call's scratch buffer (a u8
 tuple element) does not count, and a fusion that only slices an operand
-reads just the slices. Its FLOPs are those of the convolutions and matrix
-products in it: 2 (a multiply and an add) per output element per contracted
-element, taps on padding or dilation holes left out as XLA leaves them out.
+(directly or through element-wise ops) reads just the slices. Its FLOPs are
+those of the convolutions and matrix products in it: 2 (a multiply and an
+add) per output element per contracted element, taps on padding or dilation
+holes left out as XLA leaves them out.
 Element-wise arithmetic is not counted: beside a convolution's it is small,
 and such kernels are limited by their bytes anyway.
 
@@ -298,13 +299,45 @@ def _kind(inst: Instruction) -> str:
   return inst.opcode
 
 
+# Element-wise opcodes: output element i reads element i of each operand, so a
+# slice of their result reads only the sliced elements of the operands.
+ELEMENTWISE_OPCODES = frozenset({
+    'abs', 'add', 'and', 'atan2', 'cbrt', 'ceil', 'clamp', 'compare', 'convert', 'cosine',
+    'divide', 'exponential', 'exponential-minus-one', 'floor', 'is-finite', 'log',
+    'log-plus-one', 'logistic', 'maximum', 'minimum', 'multiply', 'negate', 'not', 'or',
+    'power', 'remainder', 'round-nearest-afz', 'round-nearest-even', 'rsqrt', 'select',
+    'sign', 'sine', 'sqrt', 'subtract', 'tan', 'tanh', 'xor'})
+
+
+def _sliced_elements(value: Instruction, body: Sequence[Instruction]) -> Optional[int]:
+  """Elements of `value` that a fusion body reads, when it reads it only through slices.
+
+  Follows element-wise ops of the same shape down to the slices that end
+  them (XLA's GPU fusions compute only the elements a slice keeps); None
+  when any use reads the value whole.
+  """
+  total = 0
+  for user in (u for u in body if value.name in u.operands):
+    if user.opcode in ('slice', 'dynamic-slice') and user.operands[0] == value.name:
+      total += math.prod(user.shapes[0][1])
+    elif user.opcode in ELEMENTWISE_OPCODES and user.shapes[0][1] == value.shapes[0][1]:
+      inner = _sliced_elements(user, body)
+      if inner is None:
+        return None
+      total += inner
+    else:
+      return None
+  return total or None
+
+
 def _read_bytes(inst: Instruction, index: int, producer: Instruction,
                 computations: Dict[str, List[Instruction]]) -> float:
   """Bytes `inst` reads of its index-th operand: all of it, unless it only slices it.
 
-  A fusion whose parameter feeds nothing but slices reads just those slices
-  (XLA's GPU backend slices each gradient out of one combined all-reduce
-  buffer this way); so does a slice outside a fusion.
+  A fusion whose parameter feeds nothing but slices, directly or through
+  element-wise ops, reads just those slices (XLA's GPU backend slices each
+  gradient out of one combined all-reduce buffer this way); so does a slice
+  outside a fusion.
   """
   whole = producer.result_bytes()
   if inst.opcode in ('slice', 'dynamic-slice') and index == 0:
@@ -314,11 +347,12 @@ def _read_bytes(inst: Instruction, index: int, producer: Instruction,
     return whole
   param = next((i for i in body if i.opcode == 'parameter' and i.inner.strip() == str(index)),
                None)
-  users = [u for u in body if param is not None and param.name in u.operands]
-  if users and all(u.opcode in ('slice', 'dynamic-slice') and u.operands[0] == param.name
-                   for u in users):
-    return min(whole, sum(u.result_bytes() for u in users))
-  return whole
+  if param is None or len(param.shapes) != 1:
+    return whole
+  elements = _sliced_elements(param, body)
+  if elements is None:
+    return whole
+  return min(whole, elements * _bytes((param.shapes[0][0], ())))
 
 
 def kernels(hlo_text: str) -> List[Kernel]:

@@ -68,6 +68,42 @@ def test_gpu_style_kernels_counted_by_hand():
   assert kernels[1].op_name == 'jit(step)/transpose(jvp(MRRNet))/encoder_0/norm/add'
 
 
+# A combined all-reduce buffer cast and scaled, then cut into two gradients:
+# the GPU fusion computes only the 20 elements the slices keep. In the second
+# module the same parameter also feeds a reduce, which reads all 100.
+SCALED_SLICES_HLO = """\
+HloModule jit_step, is_scheduled=true
+
+%fused_cut (param_0: f32[100]) -> (bf16[10], bf16[10]) {
+  %param_0 = f32[100]{0} parameter(0)
+  %c = f32[] constant(0.5)
+  %b = f32[100]{0} broadcast(%c), dimensions={}
+  %m = f32[100]{0} multiply(%param_0, %b)
+  %v = bf16[100]{0} convert(%m)
+  %s0 = bf16[10]{0} slice(%v), slice={[0:10]}
+  %s1 = bf16[10]{0} slice(%v), slice={[50:60]}
+  ROOT %t = (bf16[10]{0}, bf16[10]{0}) tuple(%s0, %s1)
+}
+
+ENTRY %main (g: f32[100]) -> (bf16[10], bf16[10]) {
+  %g = f32[100]{0} parameter(0)
+  ROOT %cut = (bf16[10]{0}, bf16[10]{0}) fusion(%g), kind=kLoop, calls=%fused_cut
+}
+"""
+WHOLE_READ_HLO = SCALED_SLICES_HLO.replace(
+    "  %s1 = bf16[10]{0} slice(%v), slice={[50:60]}\n",
+    "  %s1 = bf16[10]{0} slice(%v), slice={[50:60]}\n"
+    "  %z = f32[] constant(0)\n"
+    "  %r = f32[] reduce(%param_0, %z), dimensions={0}, to_apply=%fused_cut\n")
+
+
+def test_slices_through_element_wise_ops_read_only_the_sliced_elements():
+  [cut] = hlo_costs.kernels(SCALED_SLICES_HLO)
+  assert cut.bytes == 20 * 4 + 20 * 2      # 20 floats read, 20 bfloat16s written
+  [cut] = hlo_costs.kernels(WHOLE_READ_HLO)
+  assert cut.bytes == 100 * 4 + 20 * 2     # the reduce reads the whole parameter
+
+
 def test_roofline_of_the_hand_counted_module():
   kernels = hlo_costs.kernels(GPU_STYLE_HLO)
   # 1 MFLOP/s and 1 MB/s: each convolution is compute-bound (27648 FLOPs vs
