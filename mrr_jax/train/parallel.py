@@ -9,6 +9,7 @@ import itertools
 from typing import Any, Dict, Iterable, Iterator, Optional, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 # The pmap axis name of the train steps, and the mesh axis of the arrays this
@@ -78,6 +79,31 @@ def replicate(tree: Any, devices: Optional[Sequence[Any]] = None) -> Any:
   stacked = jax.tree_util.tree_map(
       lambda x: np.broadcast_to(np.asarray(x), (len(devices),) + np.shape(x)), tree)
   return jax.device_put(stacked, device_axis_sharding(devices))
+
+
+def mean_over_devices(tree: Any, axis_name: str = AXIS) -> Any:
+  """jax.lax.pmean of a pytree, as one all-reduce per dtype when there is more than one device.
+
+  Per leaf, XLA's GPU compiler combines the all-reduces itself, and around
+  the combined buffer it left each gradient's cast, bias-gradient sum and
+  slice as a kernel of its own: 2,075 kernels in the L1 step on 8 devices
+  against 1,551 on one. Concatenated here, those fuse into the concatenation
+  and the Adam updates (1,576 kernels). The means are the same numbers.
+  On one device the plain pmean stays (the CPU benchmark's program).
+  """
+  if jax.lax.axis_size(axis_name) == 1:
+    return jax.lax.pmean(tree, axis_name)
+  leaves, treedef = jax.tree_util.tree_flatten(tree)
+  out = list(leaves)
+  for dtype in sorted({leaf.dtype for leaf in leaves}, key=str):
+    picked = [i for i, leaf in enumerate(leaves) if leaf.dtype == dtype]
+    flat = jax.lax.pmean(jnp.concatenate([jnp.ravel(leaves[i]) for i in picked]), axis_name)
+    start = 0
+    for i in picked:
+      size = leaves[i].size
+      out[i] = flat[start:start + size].reshape(leaves[i].shape)
+      start += size
+  return jax.tree_util.tree_unflatten(treedef, out)
 
 
 def unreplicate(tree: Any) -> Any:

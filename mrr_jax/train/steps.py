@@ -45,7 +45,7 @@ def l1_train_step(state: TrainState, batch, *, config, generator, g_tx):
     return config.lambda_pix * l1, l1
 
   (g_loss, l1), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
-  grads = jax.lax.pmean(grads, AXIS)
+  grads = parallel.mean_over_devices(grads)
   updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
   g_params = optax.apply_updates(state.g_params, updates)
   new_state = state.replace(step=state.step + 1, g_params=g_params, g_opt_state=g_opt_state,
@@ -80,7 +80,7 @@ def gan_train_step(state: TrainState, batch, vgg_params, *, config, generator, d
 
   (g_loss, (spectral, l1, gan, pcp)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
       state.g_params, state.spectral)
-  g_grads = jax.lax.pmean(g_grads, AXIS)
+  g_grads = parallel.mean_over_devices(g_grads)
   g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
   g_params = optax.apply_updates(state.g_params, g_updates)
 
@@ -94,12 +94,12 @@ def gan_train_step(state: TrainState, batch, vgg_params, *, config, generator, d
 
   (d_loss, (spectral, real, fake)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
       state.d_params, spectral)
-  d_grads = jax.lax.pmean(d_grads, AXIS)
+  d_grads = parallel.mean_over_devices(d_grads)
   d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
   d_params = optax.apply_updates(state.d_params, d_updates)
   # Power iteration is data-independent, so every device holds the same u, v;
   # the mean keeps them bit-identical regardless.
-  spectral = jax.lax.pmean(spectral, AXIS)
+  spectral = parallel.mean_over_devices(spectral)
   new_state = state.replace(
       step=state.step + 1, g_params=g_params, g_opt_state=g_opt_state, d_params=d_params,
       d_opt_state=d_opt_state, spectral=spectral, ema_params=_ema(config, state, g_params))
