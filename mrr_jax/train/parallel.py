@@ -6,10 +6,10 @@ the layout jax.pmap expects.
 """
 import collections
 import itertools
-from typing import Any, Dict, Iterable, Iterator, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import jax
-import jax.numpy as jnp
+import jax.flatten_util
 import numpy as np
 
 # The pmap axis name of the train steps, and the mesh axis of the arrays this
@@ -94,16 +94,14 @@ def mean_over_devices(tree: Any, axis_name: str = AXIS) -> Any:
   if jax.lax.axis_size(axis_name) == 1:
     return jax.lax.pmean(tree, axis_name)
   leaves, treedef = jax.tree_util.tree_flatten(tree)
-  out = list(leaves)
-  for dtype in sorted({leaf.dtype for leaf in leaves}, key=str):
-    picked = [i for i, leaf in enumerate(leaves) if leaf.dtype == dtype]
-    flat = jax.lax.pmean(jnp.concatenate([jnp.ravel(leaves[i]) for i in picked]), axis_name)
-    start = 0
-    for i in picked:
-      size = leaves[i].size
-      out[i] = flat[start:start + size].reshape(leaves[i].shape)
-      start += size
-  return jax.tree_util.tree_unflatten(treedef, out)
+  by_dtype: Dict[Any, List[int]] = {}
+  for i, leaf in enumerate(leaves):
+    by_dtype.setdefault(leaf.dtype, []).append(i)
+  for picked in by_dtype.values():  # one dtype each, so ravel_pytree promotes nothing
+    flat, unravel = jax.flatten_util.ravel_pytree([leaves[i] for i in picked])
+    for i, mean in zip(picked, unravel(jax.lax.pmean(flat, axis_name))):
+      leaves[i] = mean
+  return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
 def unreplicate(tree: Any) -> Any:
