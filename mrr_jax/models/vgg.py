@@ -5,6 +5,7 @@ relu1_2, relu2_2, relu3_4, relu4_4 (post-ReLU; torchvision's in-place ReLUs
 overwrite the pre-ReLU slices it stores) and conv5_4 pre-ReLU.
 `post_relu_taps=False` gives the literal pre-ReLU reading (a negative control).
 """
+import math
 from typing import Any, List, Tuple
 
 import flax.linen as nn
@@ -60,11 +61,52 @@ def preprocess(x: jax.Array, mode: str = 'torch') -> jax.Array:
     x = x[..., ::-1] * 255.0 - jnp.asarray(CAFFE_MEAN_BGR)
   else:
     raise ValueError(f'VGG preprocess mode must be one of {PREPROCESS_MODES}, got {mode!r}')
-  n, h, w, c = x.shape
-  if w < VGG_INPUT_SIZE:
-    # torch interpolate(bilinear, align_corners=False) == half-pixel centres, no antialias.
-    x = jax.image.resize(x, (n, VGG_INPUT_SIZE, VGG_INPUT_SIZE, c), 'bilinear', antialias=False)
+  if x.shape[2] < VGG_INPUT_SIZE:
+    x = bilinear_upsample(x, VGG_INPUT_SIZE)
   return x
+
+
+def bilinear_upsample(x: jax.Array, size: int) -> jax.Array:
+  """NHWC -> (N, size, size, C) as torch's interpolate(bilinear, align_corners=False).
+
+  Half-pixel centres, edge samples clamped, no antialiasing: what
+  jax.image.resize(..., 'bilinear', antialias=False) computes when enlarging,
+  but from strided slices and a lerp instead of its two float32 HIGHEST-precision
+  contractions per image, which TPUs run as six bf16 passes and which XLA's GPU
+  compiler failed to tile for VGG's input at 128 images per device.
+  """
+  return _upsample_axis(_upsample_axis(x, 1, size), 2, size)
+
+
+def _upsample_axis(x: jax.Array, axis: int, out_size: int) -> jax.Array:
+  """Bilinear enlargement along one axis, as periods of whole input and output samples.
+
+  in/out = step/phases in lowest terms (128 -> 224: 4 inputs make 7 outputs), so
+  output k * phases + p reads inputs k * step + left[p] and one after it, with
+  the same weight frac[p] for every k: one stride-`step` slice per phase and
+  neighbour. The edge samples repeat once on each side, which is torch's clamp.
+  """
+  in_size = x.shape[axis]
+  if out_size < in_size:
+    raise ValueError(f'bilinear_upsample enlarges: {in_size} -> {out_size}')
+  periods = math.gcd(in_size, out_size)
+  step, phases = in_size // periods, out_size // periods
+  source = (np.arange(phases) + 0.5) * (in_size / out_size) - 0.5
+  left = np.floor(source).astype(int)  # -1 only for output 0, the repeated first sample
+  frac = source - left
+  edges = (jax.lax.slice_in_dim(x, 0, 1, axis=axis),
+           jax.lax.slice_in_dim(x, in_size - 1, in_size, axis=axis))
+  padded = jnp.concatenate([edges[0], x, edges[1]], axis=axis)
+
+  def every_period(first):  # padded index first + 1 is input index first
+    start = first + 1
+    return jax.lax.slice_in_dim(padded, start, start + step * (periods - 1) + 1, step, axis)
+
+  outputs = [every_period(l) if t == 0 else
+             every_period(l) * (1 - t).astype(x.dtype) + every_period(l + 1) * t.astype(x.dtype)
+             for l, t in zip(left, frac)]
+  shape = x.shape[:axis] + (out_size,) + x.shape[axis + 1:]
+  return jnp.stack(outputs, axis=axis + 1).reshape(shape)
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
