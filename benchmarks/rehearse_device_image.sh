@@ -5,7 +5,8 @@
 # Python 3.11. This builds a throwaway venv from a Python 3.12 interpreter with the image's jax
 # and the newest flax/optax/orbax pip gives it, runs the tests that need no data stack (the
 # lowered GPU/TPU steps, the golden models and iterations, kernels, bench, profile_summary,
-# the HLO cost reader and the roofline command, both forms of the up conv and the pads),
+# the HLO cost reader and the roofline command, both forms of the up conv and the pads, the
+# VGG input resize),
 # then benchmarks/device_sweep.sh on the tiny config, writing to $OUT.
 # Usage: PYTHON=python3.12 OUT=/tmp/rehearsal bash benchmarks/rehearse_device_image.sh
 set -euo pipefail
@@ -22,5 +23,5 @@ trap 'rm -rf "$VENV"' EXIT  # the venv is this script's own
 "$VENV/bin/python" -m pytest -q -n 2 --dist loadfile -p no:cacheprovider \
     tests/test_lowering.py tests/test_bench.py tests/test_profile_summary.py tests/test_kernels.py \
     tests/test_models_golden.py tests/test_golden_iterations.py tests/test_hlo_costs.py \
-    tests/test_models_variants.py
+    tests/test_models_variants.py tests/test_vgg_resize.py
 PATH="$VENV/bin:$PATH" CONFIG=configs/mrrnet.py:tiny bash benchmarks/device_sweep.sh 60
