@@ -92,7 +92,7 @@ def _upsample_axis(x: jax.Array, axis: int, out_size: int) -> jax.Array:
   periods = math.gcd(in_size, out_size)
   step, phases = in_size // periods, out_size // periods
   source = (np.arange(phases) + 0.5) * (in_size / out_size) - 0.5
-  left = np.floor(source).astype(int)  # -1 only for output 0, the repeated first sample
+  left = np.floor(source).astype(int)  # -1 before the first sample's centre: its repeat
   frac = source - left
   edges = (jax.lax.slice_in_dim(x, 0, 1, axis=axis),
            jax.lax.slice_in_dim(x, in_size - 1, in_size, axis=axis))
