@@ -161,15 +161,8 @@ class PadConv(nn.Module):
                      dtype=self.dtype, name='conv2d')(reflect_pad(x, 1))
     else:
       x = reflect_pad(x, k // 2)
-      x = nn.Conv(
-          self.features,
-          (k, k),
-          strides=stride,
-          padding='VALID',
-          use_bias=not self.norm,
-                    dtype=self.dtype,
-          name='conv2d',
-      )(x)
+      x = nn.Conv(self.features, (k, k), strides=stride, padding='VALID',
+                  use_bias=not self.norm, dtype=self.dtype, name='conv2d')(x)
     if self.norm:
       x = InstanceNorm(affine=True, dtype=self.dtype, name='norm')(x)
     if self.activation:
