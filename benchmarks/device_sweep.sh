@@ -6,8 +6,9 @@
 # which the image lacks: `pip download ml-collections==1.1.0 --no-deps -d benchmarks/wheels`
 # beforehand; the folder is git-ignored, so the device call names it in `carry`), into
 # /tmp/site on PYTHONPATH, leaving the image's own environment as it is.
-# First the device's two ceilings (bench --mode ceilings: a bf16 matrix product's TFLOP/s,
-# a float32 pass's GB/s), the rates MFU and memory-bound steps are read against. Then one
+# First the device's ceilings (bench --mode ceilings: a bf16 matrix product's TFLOP/s,
+# a float32 pass's GB/s, the least time one kernel takes), the rates MFU, memory-bound
+# steps and launch-bound ones are read against. Then one
 # process sweeps both phases x per-device batch 16 and 64 x bfloat16 then float32
 # within a budget (bf16 of both phases first), tracing one extra, untimed window per
 # case, and writes to $OUT (at most 8 files, none in subfolders: what a lent machine
@@ -16,7 +17,8 @@
 #   env.txt                  device, driver, versions
 #   sweep.jsonl, sweep.md    bench --mode ceilings (the first line), then bench --sweep
 #   roofline.jsonl           python -m mrr_jax.roofline --target local: the bf16 batch-16
-#                            steps as this device compiled them, kernel by kernel
+#                            steps as this device compiled them, kernel by kernel, each at
+#                            least the measured kernel time (and the floor without it)
 #   profile_summary.txt      python -m mrr_jax.profile_summary over every case's trace
 #   l1.trace.json.gz, gan.trace.json.gz   the bf16 batch-16 traces (Perfetto, TensorBoard;
 #                            on a CPU rehearsal, its float32 ones); a trace over 15 MiB is
@@ -49,11 +51,17 @@ python3 -m mrr_jax.bench --config "$CONFIG" --sweep --steps 10 --windows 3 \
     --budget_s "$BUDGET" --profile_dir "$PROFILE" \
     --json "$OUT/sweep.jsonl" --markdown "$OUT/sweep.md"
 # The device's own compile read kernel by kernel (autotuned here, unlike a compile-only
-# one): each kernel's roofline floor against the peak table and the measured bandwidth.
-BANDWIDTH=$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["copy_gb_per_s"])' \
-    "$OUT/sweep.jsonl" 2>/dev/null)
+# one): each kernel's roofline floor against the peak table, the measured bandwidth and
+# the measured least time per kernel.
+ceiling() {  # a field of the ceilings line (the first of sweep.jsonl), empty if absent
+  python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())[sys.argv[2]])' \
+      "$OUT/sweep.jsonl" "$1" 2>/dev/null
+}
+BANDWIDTH=$(ceiling copy_gb_per_s)
+KERNEL_US=$(ceiling kernel_us)
 python3 -m mrr_jax.roofline --config "$CONFIG" --target local --devices 1 --phases l1,gan \
-    --batch_sizes 16 ${BANDWIDTH:+--bandwidth_gb_s "$BANDWIDTH"} --json "$OUT/roofline.jsonl" \
+    --batch_sizes 16 ${BANDWIDTH:+--bandwidth_gb_s "$BANDWIDTH"} \
+    ${KERNEL_US:+--min_kernel_us "$KERNEL_US"} --json "$OUT/roofline.jsonl" \
     || echo "roofline failed (the sweep stands)"
 python3 -m mrr_jax.profile_summary --trace_dir "$PROFILE" > "$OUT/profile_summary.txt" \
     || echo "profile summary failed (the sweep stands)"

@@ -24,10 +24,13 @@ per byte they imply. One JSON object per case on stdout (and
 --json); a Markdown table at the end (and --markdown). --budget_s stops the
 sweep before a case that would not fit.
 
---mode ceilings measures the two rates a step's time is read against on this
-device: a large bfloat16 matrix product (TFLOP/s, beside the table's peak) and
-an out-of-place float32 pass over a large buffer (GB/s read + written), timed
-the same way, on random data.
+--mode ceilings measures the rates a step's time is read against on this
+device: a large bfloat16 matrix product (TFLOP/s, beside the table's peak), an
+out-of-place float32 pass over a large buffer (GB/s read + written), and the
+least time one kernel takes (a chain of dependent kernels on 64 KiB each, its
+time over the kernels the compiled chain launches: launch and ramp-up, what
+`python -m mrr_jax.roofline --min_kernel_us` takes), timed the same way, on
+random data.
 """
 import dataclasses
 import os
@@ -254,15 +257,44 @@ def ceiling_sizes(platform: str) -> Tuple[int, int]:
   return (1024, 64) if platform == 'cpu' else (8192, 1024)
 
 
-def measure_ceilings(matmul_n: int, copy_mib: int, steps: int, windows: int) -> Dict[str, Any]:
-  """The device's matrix-product rate (bfloat16) and memory bandwidth, as this code reaches them."""
-  a_key, b_key, x_key = jax.random.split(jax.random.PRNGKey(0), 3)
+# The kernel chain: long enough that dispatching it once is a small part of its
+# time, on 128 x 128 float32 (64 KiB), so each link is all fixed cost: a 4.8 TB/s
+# GPU moves its 128 KiB in 0.03 us.
+CHAIN_LENGTH, CHAIN_SHAPE = 256, (128, 128)
+
+
+def kernel_chain(length: int):
+  """`length` dependent small kernels: negate and roll by one row, behind a barrier.
+
+  The barrier keeps GPU and TPU compilers from fusing one link into the next;
+  a CPU's compiler drops barriers before it fuses, and there the roll's
+  concatenation keeps the links apart. The result is exact: (-1)**length times
+  x rolled by `length` rows.
+  """
+  def chain(x):
+    for _ in range(length):
+      x = jax.lax.optimization_barrier(jnp.roll(-x, 1, axis=0))
+    return x
+  return jax.jit(chain)
+
+
+def measure_ceilings(matmul_n: int, copy_mib: int, steps: int, windows: int,
+                     chain_length: int = CHAIN_LENGTH) -> Dict[str, Any]:
+  """The device's matrix-product rate (bfloat16), memory bandwidth and least time per
+  kernel, as this code reaches them."""
+  a_key, b_key, x_key, c_key = jax.random.split(jax.random.PRNGKey(0), 4)
   a = jax.random.normal(a_key, (matmul_n, matmul_n), jnp.bfloat16)
   b = jax.random.normal(b_key, (matmul_n, matmul_n), jnp.bfloat16)
   x = jax.random.normal(x_key, (copy_mib * 2**20 // 4,), jnp.float32)
+  small = jax.random.normal(c_key, CHAIN_SHAPE, jnp.float32)
   matmul, scale = jax.jit(jnp.matmul), jax.jit(lambda v: v * 2.0)
+  chain = kernel_chain(chain_length).lower(small).compile()
+  # Counted in the compiled program, not assumed: a compiler that fused links
+  # would otherwise make each kernel look cheaper.
+  chain_kernels = len(hlo_costs.kernels(chain.as_text()))
   matmul_s = float(np.median(_time_windows(lambda: matmul(a, b), steps, windows, 1, None)))
   copy_s = float(np.median(_time_windows(lambda: scale(x), steps, windows, 1, None)))
+  chain_s = float(np.median(_time_windows(lambda: chain(small), steps, windows, 1, None)))
   device = jax.devices()[0]
   matmul_tflop = 2 * matmul_n**3 / 1e12
   peak, peak_name = peak_tflops(device.device_kind, 'bfloat16')
@@ -273,6 +305,8 @@ def measure_ceilings(matmul_n: int, copy_mib: int, steps: int, windows: int) -> 
       'matmul_of_peak': matmul_tflop / matmul_s / peak if peak else None, 'peak': peak_name,
       'copy_mib': copy_mib, 'copy_ms': copy_s * 1e3,
       'copy_gb_per_s': 2 * copy_mib * 2**20 / copy_s / 1e9,  # read once, written once
+      'chain_length': chain_length, 'chain_kernels': chain_kernels, 'chain_ms': chain_s * 1e3,
+      'kernel_us': chain_s / chain_kernels * 1e6,
       'jax': jax.__version__,
   }
 

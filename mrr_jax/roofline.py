@@ -79,6 +79,10 @@ def markdown_table(rows: Sequence[Dict[str, Any]]) -> str:
 def groups_text(row: Dict[str, Any]) -> str:
   lines = [f'{row["phase"]} {row["dtype"]} batch {row["per_device_batch"]}/device on '
            f'{row["device_kind"]}: largest floors']
+  if 'kernels_under_min_kernel' in row:
+    lines[0] += (f' ({row["kernels_under_min_kernel"]} of {row["kernels"]} kernels lifted to '
+                 f'{row["min_kernel_us"]:g} us: floor {row["floor_ms_without_min_kernel"]:.2f} '
+                 f'-> {row["floor_ms"]:.2f} ms)')
   for g in row['groups']:
     lines.append(f'  {g["floor_share"]:6.1%}  {g["floor_ms"]:7.3f} ms  {g["gb"]:6.2f} GB  '
                  f'{g["tflop"]:6.3f} TFLOP  {g["kernels"]:4d} kernels  {g["group"]}')

@@ -1,5 +1,6 @@
 """mrr_jax.bench's pure parts: the order a sweep runs in, and the traced window kept out of the timings."""
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from mrr_jax import bench, profile_summary
@@ -37,6 +38,16 @@ def test_ceilings_count_the_work_they_time():
   assert row['copy_gb_per_s'] == pytest.approx(16 * 2**20 / (row['copy_ms'] / 1e3) / 1e9)
   assert row['matmul_ms'] > 0 and row['copy_ms'] > 0
   assert row['matmul_of_peak'] is None and 'no peak known' in row['peak']  # a CPU
+  # The chain's kernels are counted in its compiled program: one per link here.
+  assert (row['chain_length'], row['chain_kernels']) == (bench.CHAIN_LENGTH, bench.CHAIN_LENGTH)
+  assert row['kernel_us'] == pytest.approx(row['chain_ms'] * 1e3 / bench.CHAIN_LENGTH)
+
+
+def test_the_kernel_chain_keeps_every_link():
+  x = np.arange(5 * 3, dtype=np.float32).reshape(5, 3)
+  for length in (1, 4, 7):
+    np.testing.assert_array_equal(bench.kernel_chain(length)(x),
+                                  (-1) ** length * np.roll(x, length, axis=0))
 
 
 def test_every_table_row_has_the_header_s_cells():

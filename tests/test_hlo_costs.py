@@ -132,6 +132,10 @@ def test_a_least_kernel_time_lifts_the_small_kernels():
   out = hlo_costs.roofline(kernels, 1e-6, 1e-3, top=1, min_kernel_us=1e4)
   assert out['floor_ms'] == pytest.approx(3 * CONV_FLOPS / 1e6 * 1e3 + 2 * 10.0)
   assert out['compute_floor_ms'] == pytest.approx(3 * CONV_FLOPS / 1e6 * 1e3)
+  assert out['kernels_under_min_kernel'] == 2
+  assert out['floor_ms_without_min_kernel'] == pytest.approx(
+      (3 * CONV_FLOPS / 1e6 + 3 * Y_BYTES / 1e6 + 80 / 1e6) * 1e3)
+  assert 'kernels_under_min_kernel' not in hlo_costs.roofline(kernels, 1e-6, 1e-3, top=1)
 
 
 def test_whole_program_roofline_for_tpu_totals():
