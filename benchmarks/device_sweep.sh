@@ -63,6 +63,11 @@ python3 -m mrr_jax.roofline --config "$CONFIG" --target local --devices 1 --phas
     --batch_sizes 16 ${BANDWIDTH:+--bandwidth_gb_s "$BANDWIDTH"} \
     ${KERNEL_US:+--min_kernel_us "$KERNEL_US"} --json "$OUT/roofline.jsonl" \
     || echo "roofline failed (the sweep stands)"
+# G's Adam update per leaf (as trained) and as one flat vector, timed: what its 304
+# kernels cost here (printed into log.txt; the 8 files a lent machine returns are taken).
+python3 benchmarks/adam_layout.py --target local ${BANDWIDTH:+--bandwidth_gb_s "$BANDWIDTH"} \
+    ${KERNEL_US:+--min_kernel_us "$KERNEL_US"} \
+    || echo "adam layout failed (the sweep stands)"
 python3 -m mrr_jax.profile_summary --trace_dir "$PROFILE" > "$OUT/profile_summary.txt" \
     || echo "profile summary failed (the sweep stands)"
 for phase in l1 gan; do  # the bf16 batch-16 case's trace, else the phase's first one
