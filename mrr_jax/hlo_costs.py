@@ -435,12 +435,12 @@ def roofline(kernels: Sequence[Kernel], peak_tflops: Optional[float],
   floors = None
   if peak_tflops and bandwidth_gb_s:
     peak, bandwidth = peak_tflops * 1e12, bandwidth_gb_s * 1e9
-    floors = [max(k.flops / peak, k.bytes / bandwidth, min_kernel_us * 1e-6) for k in kernels]
+    rates = [max(k.flops / peak, k.bytes / bandwidth) for k in kernels]
+    floors = [max(r, min_kernel_us * 1e-6) for r in rates]
   out = _totals(len(kernels), tflop, gb, peak_tflops, bandwidth_gb_s,
                 sum(floors) if floors else None, min_kernel_us)
   if floors and min_kernel_us:
     # How much of the floor the least kernel time adds, and over how many kernels.
-    rates = [max(k.flops / peak, k.bytes / bandwidth) for k in kernels]
     out['kernels_under_min_kernel'] = sum(r < min_kernel_us * 1e-6 for r in rates)
     out['floor_ms_without_min_kernel'] = sum(rates) * 1e3
   out['by_kind'] = dict(sorted(by_kind.items(), key=lambda x: -x[1]['gb']))
