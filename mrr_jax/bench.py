@@ -141,7 +141,7 @@ def _compiled_infer(config):
   return compiled, compile_s, lambda: compiled(params, x)
 
 
-def _time_windows(step, steps: int, windows: int, warmup: int,
+def time_windows(step, steps: int, windows: int, warmup: int,
                   profile_dir: Optional[str]) -> List[float]:
   """Seconds per step of each window of `steps` pipelined steps (one block per window).
 
@@ -186,7 +186,7 @@ def run_case(base_config, case: Case, steps: int, windows: int, warmup: int,
                                else _compiled_infer)(config)
   trace = os.path.join(profile_dir, f'{case.phase}_b{case.per_device}_{case.dtype}') \
       if profile_dir else None
-  per_step = _time_windows(step, steps, windows, warmup, trace)
+  per_step = time_windows(step, steps, windows, warmup, trace)
   step_s = float(np.median(per_step))
   devices = jax.devices()
   kind, n = devices[0].device_kind, len(devices)
@@ -292,9 +292,9 @@ def measure_ceilings(matmul_n: int, copy_mib: int, steps: int, windows: int,
   # Counted in the compiled program, not assumed: a compiler that fused links
   # would otherwise make each kernel look cheaper.
   chain_kernels = len(hlo_costs.kernels(chain.as_text()))
-  matmul_s = float(np.median(_time_windows(lambda: matmul(a, b), steps, windows, 1, None)))
-  copy_s = float(np.median(_time_windows(lambda: scale(x), steps, windows, 1, None)))
-  chain_s = float(np.median(_time_windows(lambda: chain(small), steps, windows, 1, None)))
+  matmul_s = float(np.median(time_windows(lambda: matmul(a, b), steps, windows, 1, None)))
+  copy_s = float(np.median(time_windows(lambda: scale(x), steps, windows, 1, None)))
+  chain_s = float(np.median(time_windows(lambda: chain(small), steps, windows, 1, None)))
   device = jax.devices()[0]
   matmul_tflop = 2 * matmul_n**3 / 1e12
   peak, peak_name = peak_tflops(device.device_kind, 'bfloat16')

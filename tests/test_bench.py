@@ -22,8 +22,8 @@ def test_the_traced_window_is_extra_and_untimed(profiled, tmp_path):
     calls.append(1)
     return jnp.ones(()) * len(calls)
 
-  per_step = bench._time_windows(step, steps=3, windows=2, warmup=1,  # pylint: disable=protected-access
-                                 profile_dir=str(tmp_path) if profiled else None)
+  per_step = bench.time_windows(step, steps=3, windows=2, warmup=1,
+                                profile_dir=str(tmp_path) if profiled else None)
   assert len(per_step) == 2 and all(t > 0 for t in per_step)
   # warmup 1 + 2 timed windows of 3 steps, and 3 more steps under the profiler.
   assert len(calls) == 1 + 2 * 3 + (3 if profiled else 0)
