@@ -1,20 +1,33 @@
-r"""G's Adam update as the trainer keeps it (one array per param) against one flat vector.
+r"""G's Adam update as the trainer keeps it (one array per param) against flat layouts.
 
 The L1 step's optimizer update is one small kernel per param leaf (304 for G):
 their bytes are a few percent of the step, their count a fifth of its kernels.
-This compiles both layouts of the same update (the trainer's G optimizer for
-configs/mrrnet.py on its initial params; no gradient, just the update) and prints, per layout, the kernels the compiled
-program launches, the bytes they move, the roofline floor, and the floor if
-each kernel took at least --min_kernel_us. On an attached GPU or TPU
-(--target local) it also times both, pipelined, and checks they agree.
+This compiles three layouts of the same update (the trainer's G optimizer for
+configs/mrrnet.py on its initial params; no gradient, just the update):
+
+  per leaf    params and Adam moments one array per param (as trained)
+  flat state  params per leaf, Adam moments one vector (optax.flatten)
+  flat        params and moments one vector each
+
+and prints, per layout, the kernels the compiled program launches, the bytes
+they move, the roofline floor, and the floor if each kernel took at least
+--min_kernel_us. On an attached GPU or TPU (--target local) it also times them,
+pipelined, and checks they agree.
+
+--step compiles the whole train step instead (per-device batch --batch_size,
+pmapped over --devices), with the trainer's optimizers as they are and wrapped
+in optax.flatten: what the flat state would change in the step, where the
+gradients arrive from the backward pass rather than as given arrays.
 
   python benchmarks/adam_layout.py --target local          # the attached device
   python benchmarks/adam_layout.py --target h200           # compile-only, jax's CUDA plugin
+  python benchmarks/adam_layout.py --target h200 --step --devices 8
 
-Flat is what a device measurement would argue for; it would change the
-checkpointed optimizer state's layout, so it is measured here first.
+A flat state would change the checkpointed optimizer state's layout, so it is
+measured here first.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -39,6 +52,80 @@ def update_fn(tx):
   return jax.jit(update)
 
 
+@contextlib.contextmanager
+def flat_optimizer_state():
+  """While open, the trainer builds its optimizers wrapped in optax.flatten."""
+  make_optimizers = train_state.make_optimizers
+
+  def flattened(config, steps_per_epoch):
+    g_tx, d_tx, g_schedule = make_optimizers(config, steps_per_epoch)
+    return optax.flatten(g_tx), optax.flatten(d_tx), g_schedule
+
+  train_state.make_optimizers = flattened
+  try:
+    yield
+  finally:
+    train_state.make_optimizers = make_optimizers
+
+
+def floors(kernels, target, args):
+  """The row's byte count and roofline floors (without and with the least kernel time)."""
+  row = {'kernels': len(kernels), 'mb': sum(k.bytes for k in kernels) / 1e6}
+  peak = target.peak(args.dtype if args.step else 'float32')
+  bandwidth = args.bandwidth_gb_s or target.bandwidth_gb_s
+  if peak and bandwidth:
+    roof = hlo_costs.roofline(kernels, peak, bandwidth, 0, args.min_kernel_us)
+    row.update(floor_us=roof.get('floor_ms_without_min_kernel', roof['floor_ms']) * 1e3,
+               floor_us_at_min_kernel=roof['floor_ms'] * 1e3, min_kernel_us=args.min_kernel_us)
+  return row
+
+
+def compare_steps(target, args):
+  """The train step compiled with the trainer's optimizer state and with it flat."""
+  config = mrrnet.get_config()
+  for name, layout in [('per leaf', contextlib.nullcontext), ('flat state', flat_optimizer_state)]:
+    with layout():
+      hlo, facts = compile_targets.compile_step(config, args.phase, args.batch_size, args.dtype,
+                                                target)
+    row = {'step': args.phase, 'layout': name, 'device_kind': target.device_kind,
+           'devices': len(target.devices), 'per_device_batch': args.batch_size,
+           'dtype': args.dtype, 'temp_mib': facts['program_temp_mib'],
+           **floors(hlo_costs.kernels(hlo), target, args)}
+    print(json.dumps(row), flush=True)
+
+
+def compare_updates(target, args):
+  """G's optimizer update alone, in each layout; timed and checked equal on a local device."""
+  sharding = jax.sharding.SingleDeviceSharding(target.devices[0])
+  g_tx = train_state.make_optimizers(mrrnet.get_config(), steps_per_epoch=1000)[0]
+  params = model_init.init_generator(MRRNet(), seed=0)
+  grads = jax.tree.map(lambda p: p * 1e-3 + 1e-4, params)
+  flat_params, flat_grads = ravel_pytree(params)[0], ravel_pytree(grads)[0]
+  flat_state_tx = optax.flatten(g_tx)
+  layouts = {'per leaf': (g_tx, (params, g_tx.init(params), grads)),
+             'flat state': (flat_state_tx, (params, flat_state_tx.init(params), grads)),
+             'flat': (g_tx, (flat_params, g_tx.init(flat_params), flat_grads))}
+  results = {}
+  for name, (tx, state) in layouts.items():
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
+                            state)
+    compiled = update_fn(tx).lower(*abstract).compile()
+    row = {'layout': name, 'leaves': len(jax.tree.leaves(state[0])),
+           'params': int(flat_params.size), 'device_kind': target.device_kind,
+           **floors(hlo_costs.kernels(compiled.as_text()), target, args)}
+    if args.target == 'local':
+      on_device = jax.device_put(state, sharding)
+      windows = bench.time_windows(lambda: compiled(*on_device), args.steps, args.windows, 2,
+                                   None)
+      row['measured_us'] = float(np.median(windows)) * 1e6
+      results[name] = ravel_pytree(compiled(*on_device)[0])[0]
+    print(json.dumps(row), flush=True)
+  if results:  # every layout gives the same params
+    for name in ('flat state', 'flat'):
+      np.testing.assert_allclose(results['per leaf'], results[name], rtol=1e-6, atol=1e-9)
+    print('same params after the update from every layout')
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--target', default='local', choices=['local', 'h100', 'h200'])
@@ -47,46 +134,22 @@ def main():
                       help='GB/s for the floors (default: the target description\'s)')
   parser.add_argument('--steps', type=int, default=20)
   parser.add_argument('--windows', type=int, default=3)
+  parser.add_argument('--step', action='store_true', help='compile the whole train step')
+  parser.add_argument('--phase', default='l1', choices=['l1', 'gan'])
+  parser.add_argument('--devices', type=int, default=1, help='with --step: devices pmapped over')
+  parser.add_argument('--batch_size', type=int, default=16, help='with --step: per device')
+  parser.add_argument('--dtype', default='bfloat16', help='with --step: compute dtype')
   args = parser.parse_args()
+  devices = args.devices if args.step else 1
   if args.target != 'local':
     jax.config.update('jax_platforms', 'cpu')  # built here, compiled for the target
-    target = compile_targets.gpu_target(args.target, 1)
+    target = compile_targets.gpu_target(args.target, devices)
   else:
-    target = compile_targets.local_target(1)
-  sharding = jax.sharding.SingleDeviceSharding(target.devices[0])
-  g_tx = train_state.make_optimizers(mrrnet.get_config(), steps_per_epoch=1000)[0]
-  params = model_init.init_generator(MRRNet(), seed=0)
-  grads = jax.tree.map(lambda p: p * 1e-3 + 1e-4, params)
-  flat_params = ravel_pytree(params)[0]
-  layouts = {'per leaf': (params, g_tx.init(params), grads),
-             'flat': (flat_params, g_tx.init(flat_params), ravel_pytree(grads)[0])}
-  peak, bandwidth = target.peak('float32'), args.bandwidth_gb_s or target.bandwidth_gb_s
-  update = update_fn(g_tx)
-  results = {}
-  for name, state in layouts.items():
-    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
-                            state)
-    compiled = update.lower(*abstract).compile()
-    kernels = hlo_costs.kernels(compiled.as_text())
-    row = {'layout': name, 'leaves': len(jax.tree.leaves(state[0])),
-           'params': int(flat_params.size), 'device_kind': target.device_kind,
-           'kernels': len(kernels), 'mb': sum(k.bytes for k in kernels) / 1e6}
-    if peak and bandwidth:
-      floors = hlo_costs.roofline(kernels, peak, bandwidth, 0, args.min_kernel_us)
-      row.update(floor_us=floors.get('floor_ms_without_min_kernel', floors['floor_ms']) * 1e3,
-                 floor_us_at_min_kernel=floors['floor_ms'] * 1e3,
-                 min_kernel_us=args.min_kernel_us)
-    if args.target == 'local':
-      on_device = jax.device_put(state, sharding)
-      windows = bench.time_windows(lambda: compiled(*on_device), args.steps, args.windows, 2,
-                                   None)
-      row['measured_us'] = float(np.median(windows)) * 1e6
-      results[name] = compiled(*on_device)[0]
-    print(json.dumps(row), flush=True)
-  if results:  # the two layouts give the same params
-    np.testing.assert_allclose(ravel_pytree(results['per leaf'])[0], results['flat'],
-                               rtol=1e-6, atol=1e-9)
-    print('same params after the update from both layouts')
+    target = compile_targets.local_target(devices)
+  if args.step:
+    compare_steps(target, args)
+  else:
+    compare_updates(target, args)
 
 
 if __name__ == '__main__':
