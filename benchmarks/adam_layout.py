@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import sys
+from unittest import mock
 
 import jax
 import numpy as np
@@ -52,7 +53,6 @@ def update_fn(tx):
   return jax.jit(update)
 
 
-@contextlib.contextmanager
 def flat_optimizer_state():
   """While open, the trainer builds its optimizers wrapped in optax.flatten."""
   make_optimizers = train_state.make_optimizers
@@ -61,17 +61,13 @@ def flat_optimizer_state():
     g_tx, d_tx, g_schedule = make_optimizers(config, steps_per_epoch)
     return optax.flatten(g_tx), optax.flatten(d_tx), g_schedule
 
-  train_state.make_optimizers = flattened
-  try:
-    yield
-  finally:
-    train_state.make_optimizers = make_optimizers
+  return mock.patch.object(train_state, 'make_optimizers', flattened)
 
 
-def floors(kernels, target, args):
-  """The row's byte count and roofline floors (without and with the least kernel time)."""
+def kernel_costs(kernels, target, dtype, args):
+  """Kernel count, bytes and roofline floors (without and with the least kernel time)."""
   row = {'kernels': len(kernels), 'mb': sum(k.bytes for k in kernels) / 1e6}
-  peak = target.peak(args.dtype if args.step else 'float32')
+  peak = target.peak(dtype)
   bandwidth = args.bandwidth_gb_s or target.bandwidth_gb_s
   if peak and bandwidth:
     roof = hlo_costs.roofline(kernels, peak, bandwidth, 0, args.min_kernel_us)
@@ -90,7 +86,7 @@ def compare_steps(target, args):
     row = {'step': args.phase, 'layout': name, 'device_kind': target.device_kind,
            'devices': len(target.devices), 'per_device_batch': args.batch_size,
            'dtype': args.dtype, 'temp_mib': facts['program_temp_mib'],
-           **floors(hlo_costs.kernels(hlo), target, args)}
+           **kernel_costs(hlo_costs.kernels(hlo), target, args.dtype, args)}
     print(json.dumps(row), flush=True)
 
 
@@ -112,7 +108,7 @@ def compare_updates(target, args):
     compiled = update_fn(tx).lower(*abstract).compile()
     row = {'layout': name, 'leaves': len(jax.tree.leaves(state[0])),
            'params': int(flat_params.size), 'device_kind': target.device_kind,
-           **floors(hlo_costs.kernels(compiled.as_text()), target, args)}
+           **kernel_costs(hlo_costs.kernels(compiled.as_text()), target, 'float32', args)}
     if args.target == 'local':
       on_device = jax.device_put(state, sharding)
       windows = bench.time_windows(lambda: compiled(*on_device), args.steps, args.windows, 2,

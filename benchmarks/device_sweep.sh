@@ -63,8 +63,8 @@ python3 -m mrr_jax.roofline --config "$CONFIG" --target local --devices 1 --phas
     --batch_sizes 16 ${BANDWIDTH:+--bandwidth_gb_s "$BANDWIDTH"} \
     ${KERNEL_US:+--min_kernel_us "$KERNEL_US"} --json "$OUT/roofline.jsonl" \
     || echo "roofline failed (the sweep stands)"
-# G's Adam update per leaf (as trained) and as one flat vector, timed: what its 304
-# kernels cost here (printed into log.txt; the 8 files a lent machine returns are taken).
+# G's Adam update per leaf (as trained), with flat moments and all flat, timed: what
+# its 304 kernels cost here (printed into log.txt; the 8 files a lent machine returns are taken).
 python3 benchmarks/adam_layout.py --target local ${BANDWIDTH:+--bandwidth_gb_s "$BANDWIDTH"} \
     ${KERNEL_US:+--min_kernel_us "$KERNEL_US"} \
     || echo "adam layout failed (the sweep stands)"
