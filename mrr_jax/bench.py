@@ -142,7 +142,7 @@ def _compiled_infer(config):
 
 
 def time_windows(step, steps: int, windows: int, warmup: int,
-                  profile_dir: Optional[str]) -> List[float]:
+                 profile_dir: Optional[str]) -> List[float]:
   """Seconds per step of each window of `steps` pipelined steps (one block per window).
 
   With a profile_dir, one more window runs under the profiler after the timed
