@@ -92,7 +92,7 @@ def compare_steps(target, args):
 
 def compare_updates(target, args):
   """G's optimizer update alone, in each layout; timed and checked equal on a local device."""
-  sharding = jax.sharding.SingleDeviceSharding(target.devices[0])
+  sharding = jax.sharding.make_single_device_sharding(target.devices[0])
   g_tx = train_state.make_optimizers(mrrnet.get_config(), steps_per_epoch=1000)[0]
   params = model_init.init_generator(MRRNet(), seed=0)
   grads = jax.tree.map(lambda p: p * 1e-3 + 1e-4, params)
