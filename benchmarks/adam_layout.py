@@ -66,11 +66,10 @@ def flat_optimizer_state():
 
 def kernel_costs(kernels, target, dtype, args):
   """Kernel count, bytes and roofline floors (without and with the least kernel time)."""
-  row = {'kernels': len(kernels), 'mb': sum(k.bytes for k in kernels) / 1e6}
-  peak = target.peak(dtype)
-  bandwidth = args.bandwidth_gb_s or target.bandwidth_gb_s
-  if peak and bandwidth:
-    roof = hlo_costs.roofline(kernels, peak, bandwidth, 0, args.min_kernel_us)
+  roof = hlo_costs.roofline(kernels, target.peak(dtype),
+                            args.bandwidth_gb_s or target.bandwidth_gb_s, 0, args.min_kernel_us)
+  row = {'kernels': roof['kernels'], 'mb': roof['gb_per_device_step'] * 1e3}
+  if roof['floor_ms'] is not None:  # None without a peak or a bandwidth
     row.update(floor_us=roof.get('floor_ms_without_min_kernel', roof['floor_ms']) * 1e3,
                floor_us_at_min_kernel=roof['floor_ms'] * 1e3, min_kernel_us=args.min_kernel_us)
   return row
